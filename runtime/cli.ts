@@ -1,0 +1,130 @@
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import type { Logger } from './contract.js';
+import { LinegateError, LinegateErrors, isLinegateError } from './errors.js';
+import { resultJsonSchema } from './result.js';
+import { compileStationFile, describePlan } from './compile/compile.js';
+import { createLogger } from './observability/logger.js';
+import { builtinRegistry } from './registry/builtins.js';
+import { Station } from './station.js';
+import { printPlan } from './cli-format.js';
+
+/** Exit codes: 0 success, 1 runtime failure, 2 bad input (a station file, an argument). */
+const EXIT = { ok: 0, runtime: 1, input: 2 } as const;
+
+const positiveInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+};
+
+/** Coded errors to stderr, one per line; the exit code says whether the input or the run was at fault. */
+function report(e: unknown, json: boolean): number {
+  const errors = e instanceof LinegateErrors ? e.errors : isLinegateError(e) ? [e] : undefined;
+  if (errors === undefined) {
+    process.stderr.write(`linegate: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return EXIT.runtime;
+  }
+  if (json) process.stderr.write(`${JSON.stringify({ errors: errors.map((x) => x.toJSON()) })}\n`);
+  else
+    for (const x of errors) {
+      const where = [x.step === undefined ? '' : `step "${x.step}"`, x.path ?? ''].filter(Boolean).join(', ');
+      process.stderr.write(`${x.code}${where === '' ? '' : ` (${where})`}: ${x.message}\n`);
+    }
+  return errors.every((x) => x.httpStatus >= 400 && x.httpStatus < 500) ? EXIT.input : EXIT.runtime;
+}
+
+async function runCommand(file: string, opts: { maxFrames?: number; logLevel?: string; pretty?: boolean }): Promise<number> {
+  const log: Logger = createLogger({ ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }), ...(opts.pretty === undefined ? {} : { pretty: opts.pretty }) });
+  const station = await Station.open(file, log);
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals === 1) {
+      log.info({ signal: sig }, 'stopping: no new frames; draining parts in flight and flushing sinks');
+      station.stop();
+    } else {
+      log.warn({ signal: sig }, 'second signal: exiting without draining');
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const summary = await station.run(opts.maxFrames === undefined ? {} : { maxFrames: opts.maxFrames });
+    await station.close();
+    process.stdout.write(`${JSON.stringify({ summary })}\n`);
+    return EXIT.ok;
+  } finally {
+    await station.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export function buildCli(): Command {
+  const program = new Command('linegate')
+    .description('Station-side AI vision inspection: camera frames -> ONNX models -> verdicts to the PLC, images and results to the queues.')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('run')
+    .description('run a station: inspect frames until the source ends, --max-frames, or SIGINT/SIGTERM (which drains and exits 0); prints one summary JSON line on stdout')
+    .argument('<station>', 'station file (YAML or JSON)')
+    .option('--max-frames <n>', 'stop after this many frames have arrived', positiveInt)
+    .option('--log-level <level>', 'trace | debug | info | warn | error (default info, or LINEGATE_LOG_LEVEL)')
+    .option('--pretty', 'human-readable logs (default when stderr is a terminal)')
+    .option('--no-pretty', 'JSON logs')
+    .action(async (file: string, opts: { maxFrames?: number; logLevel?: string; pretty?: boolean }) => {
+      process.exitCode = await runCommand(file, opts);
+    });
+
+  program
+    .command('check')
+    .description('compile a station file without running it: print the execution plan, or the coded errors (exit 2)')
+    .argument('<station>', 'station file (YAML or JSON)')
+    .option('--json', 'print the plan (or the errors) as JSON')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const plan = await compileStationFile(file, builtinRegistry());
+      process.stdout.write(opts.json === true ? `${JSON.stringify(describePlan(plan), null, 2)}\n` : printPlan(plan));
+    });
+
+  program
+    .command('schema')
+    .description('print a JSON Schema: `result` (the inspection result record)')
+    .argument('<what>', 'result')
+    .action((what: string) => {
+      if (what !== 'result') throw new LinegateError('LG_ERR_CLI_USAGE', [`unknown schema "${what}"; known: result`]);
+      process.stdout.write(`${JSON.stringify(resultJsonSchema(), null, 2)}\n`);
+    });
+
+  program
+    .command('plugins')
+    .description('list the built-in plugins with their kinds and caps')
+    .option('--json', 'as JSON')
+    .action((opts: { json?: boolean }) => {
+      const list = builtinRegistry()
+        .list()
+        .map(({ plugin: { manifest: m } }) => ({ id: m.id, kind: m.kind, description: m.description }));
+      process.stdout.write(opts.json === true ? `${JSON.stringify(list, null, 2)}\n` : list.map((p) => `${p.id.padEnd(28)} ${p.kind.padEnd(12)} ${p.description}\n`).join(''));
+    });
+
+  return program;
+}
+
+/** Runs the CLI and resolves with the exit code; `argv` as in process.argv. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildCli();
+  const json = argv.includes('--json');
+  try {
+    await program.parseAsync(argv as string[]);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help and --version end here with exit code 0; usage errors are bad input.
+      return e.exitCode === 0 ? EXIT.ok : EXIT.input;
+    }
+    return report(e, json);
+  }
+}
+

@@ -1,0 +1,182 @@
+import type { z } from 'zod';
+import { STAGE_KINDS, type PluginKind, type PluginModule, type StageKind } from '../contract.js';
+import { LinegateError, LinegateErrors } from '../errors.js';
+import { deepFreeze } from '../config/freeze.js';
+import { loadDataFile, stationRoot } from '../config/load.js';
+import { StationFile, type StationSettings, type StepSpec, type SinkSpec } from '../config/station-schema.js';
+import { loadExternalPlugins } from '../registry/load-external.js';
+import type { Registry } from '../registry/registry.js';
+import { formatCaps, negotiate } from './caps.js';
+
+export interface PlannedStep {
+  readonly name: string;
+  /** Where the step sits in the station file, e.g. `stages[1]`. */
+  readonly path: string;
+  readonly kind: PluginKind;
+  readonly plugin: PluginModule;
+  readonly config: unknown;
+  /** Sinks only. */
+  readonly critical: boolean;
+}
+
+/** A checked, frozen execution plan: nothing about it is re-validated while frames flow. */
+export interface Plan {
+  readonly file: string;
+  readonly root: string;
+  readonly settings: StationSettings;
+  readonly source: PlannedStep;
+  readonly stages: readonly PlannedStep[];
+  readonly sinks: readonly PlannedStep[];
+}
+
+/** Reads, validates and compiles a station file; throws `LinegateErrors` listing every problem found. */
+export async function compileStationFile(file: string, builtins: Registry): Promise<Plan> {
+  const loaded = await loadDataFile(file);
+  const registry = builtins.clone();
+  const shape = StationFile.safeParse(loaded.data);
+  if (shape.success && shape.data.plugins.length > 0) {
+    await loadExternalPlugins(shape.data.plugins, loaded.file, stationRoot(loaded.file, shape.data.station.root), registry);
+  }
+  return compileStation(loaded.data, loaded.file, registry);
+}
+
+const issuePath = (base: string, path: readonly PropertyKey[]): string =>
+  path.reduce<string>((acc, key) => (typeof key === 'number' ? `${acc}[${key}]` : acc === '' ? String(key) : `${acc}.${String(key)}`), base);
+
+export function compileStation(data: unknown, file: string, registry: Registry): Plan {
+  const parsed = StationFile.safeParse(data);
+  if (!parsed.success) {
+    throw new LinegateErrors(
+      parsed.error.issues.map((issue) => {
+        const where = issuePath('', issue.path) || '(top level)';
+        return new LinegateError('LG_ERR_STATION_INVALID', [where, issue.message], { path: where, ...stepOf(data, issue.path) });
+      }),
+    );
+  }
+  const station = parsed.data;
+  const errors: LinegateError[] = [];
+
+  const plan = (spec: StepSpec | SinkSpec, path: string, allowed: readonly PluginKind[]): PlannedStep | undefined => {
+    const plugin = registry.get(spec.use);
+    if (plugin === undefined) {
+      const near = registry.suggest(spec.use);
+      errors.push(
+        new LinegateError('LG_ERR_PLUGIN_UNKNOWN', [spec.name, spec.use, near.length > 0 ? ` (did you mean ${near.join(' or ')}?)` : ''], {
+          step: spec.name,
+          path: `${path}.use`,
+        }),
+      );
+      return undefined;
+    }
+    const { kind } = plugin.manifest;
+    if (!allowed.includes(kind)) {
+      errors.push(new LinegateError('LG_ERR_STATION_WRONG_KIND', [spec.name, spec.use, kind, allowed.join(' or ')], { step: spec.name, path: `${path}.use` }));
+      return undefined;
+    }
+    const config = (plugin.manifest.config as z.ZodType).safeParse(spec.config ?? {});
+    if (!config.success) {
+      for (const issue of config.error.issues) {
+        const field = issuePath(`${path}.config`, issue.path);
+        errors.push(new LinegateError('LG_ERR_STATION_STEP_CONFIG', [spec.name, spec.use, field, issue.message], { step: spec.name, path: field }));
+      }
+      return undefined;
+    }
+    const critical = 'critical' in spec && spec.critical !== undefined ? spec.critical : plugin.manifest.critical === true;
+    // The config is frozen deeply; the step and plugin only shallowly (a zod schema must stay usable).
+    return Object.freeze({ name: spec.name, path, kind, plugin, config: deepFreeze(config.data), critical: kind === 'sink' && critical });
+  };
+
+  const source = plan(station.source, 'source', ['source']);
+  const stages = station.stages.map((s, i) => plan(s, `stages[${i}]`, STAGE_KINDS));
+  const sinks = station.sinks.map((s, i) => plan(s, `sinks[${i}]`, ['sink']));
+
+  const seen = new Map<string, string>();
+  for (const [spec, path] of [
+    [station.source, 'source'] as const,
+    ...station.stages.map((s, i) => [s, `stages[${i}]`] as const),
+    ...station.sinks.map((s, i) => [s, `sinks[${i}]`] as const),
+  ]) {
+    if (seen.has(spec.name)) errors.push(new LinegateError('LG_ERR_STATION_DUPLICATE_STEP', [spec.name], { step: spec.name, path: `${path}.name` }));
+    seen.set(spec.name, path);
+  }
+
+  const ordered = checkOrder(stages, errors);
+  // Out-of-order stages are never neighbours-compatible too; one error says it better than three.
+  if (ordered) checkNeighbours([source, ...stages], errors);
+
+  if (errors.length > 0) throw new LinegateErrors(errors);
+  return Object.freeze({
+    file,
+    root: stationRoot(file, station.station.root),
+    settings: deepFreeze(station.station),
+    source: source!,
+    stages: Object.freeze(stages as PlannedStep[]),
+    sinks: Object.freeze(sinks as PlannedStep[]),
+  });
+}
+
+const RANK: Record<StageKind, number> = { preprocess: 0, model: 1, postprocess: 2, decision: 3 };
+
+/** Stages run preprocess* model* postprocess* and end in exactly one decision; false when they do not. */
+function checkOrder(stages: readonly (PlannedStep | undefined)[], errors: LinegateError[]): boolean {
+  const known = stages.filter((s): s is PlannedStep => s !== undefined);
+  if (known.length < stages.length) return true; // unknown plugins already reported; order would only add noise
+  const before = errors.length;
+  for (let i = 1; i < known.length; i++) {
+    const prev = known[i - 1]!;
+    const cur = known[i]!;
+    if (RANK[cur.kind as StageKind] < RANK[prev.kind as StageKind] || (prev.kind === 'decision' && cur.kind === 'decision')) {
+      errors.push(new LinegateError('LG_ERR_STATION_KIND_ORDER', [cur.name, cur.kind, prev.name, prev.kind], { step: cur.name, path: cur.path }));
+    }
+  }
+  if (!known.some((s) => s.kind === 'decision')) {
+    errors.push(new LinegateError('LG_ERR_STATION_NO_DECISION', [], { path: 'stages' }));
+  }
+  return errors.length === before;
+}
+
+/** Downstream accepts what its upstream neighbour produces (GStreamer caps negotiation, before any data flows). */
+function checkNeighbours(chain: readonly (PlannedStep | undefined)[], errors: LinegateError[]): void {
+  for (let i = 1; i < chain.length; i++) {
+    const up = chain[i - 1];
+    const down = chain[i];
+    if (up === undefined || down === undefined) continue;
+    const produces = up.plugin.manifest.produces ?? [];
+    const accepts = down.plugin.manifest.accepts ?? [];
+    if (negotiate(produces, accepts) === undefined) {
+      errors.push(
+        new LinegateError('LG_ERR_STATION_INCOMPATIBLE', [up.name, formatCaps(produces), down.name, formatCaps(accepts)], {
+          step: down.name,
+          path: down.path,
+        }),
+      );
+    }
+  }
+}
+
+/** For a schema issue inside a step, the step's name (when the file gives one). */
+function stepOf(data: unknown, path: readonly PropertyKey[]): { step?: string } {
+  let node: unknown = data;
+  let step: string | undefined;
+  for (const key of path) {
+    if (typeof node !== 'object' || node === null) break;
+    node = (node as Record<PropertyKey, unknown>)[key];
+    const name = typeof node === 'object' && node !== null ? (node as { name?: unknown }).name : undefined;
+    if (typeof name === 'string') step = name;
+  }
+  return step === undefined ? {} : { step };
+}
+
+/** The plan as plain data, for `linegate check` and the API. */
+export function describePlan(plan: Plan): Record<string, unknown> {
+  const step = (s: PlannedStep): Record<string, unknown> => ({
+    name: s.name,
+    use: s.plugin.manifest.id,
+    kind: s.kind,
+    ...(s.kind === 'sink' ? { critical: s.critical } : {}),
+    ...(s.plugin.manifest.accepts ? { accepts: formatCaps(s.plugin.manifest.accepts) } : {}),
+    ...(s.plugin.manifest.produces ? { produces: formatCaps(s.plugin.manifest.produces) } : {}),
+    config: s.config,
+  });
+  return { file: plan.file, root: plan.root, station: plan.settings, source: step(plan.source), stages: plan.stages.map(step), sinks: plan.sinks.map(step) };
+}

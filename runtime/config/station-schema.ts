@@ -1,0 +1,57 @@
+import { z } from 'zod';
+
+/**
+ * The shape of a station file. Each step's `config` is left `unknown` here:
+ * it is checked by the schema of the plugin the step names in `use`, so that
+ * an error points at the exact step and field (see compile/).
+ */
+
+const StepName = z
+  .string()
+  .regex(/^[A-Za-z][A-Za-z0-9_-]{0,62}$/, 'a step name starts with a letter and holds only letters, digits, _ and -');
+
+export const StepSpec = z
+  .object({
+    name: StepName,
+    use: z.string().min(1).describe('plugin id, e.g. core/folder-source@1'),
+    config: z.unknown().optional(),
+  })
+  .strict();
+export type StepSpec = z.infer<typeof StepSpec>;
+
+export const SinkSpec = StepSpec.extend({
+  critical: z.boolean().optional().describe("await this sink inside the part's cycle; defaults to the plugin's own choice"),
+}).strict();
+export type SinkSpec = z.infer<typeof SinkSpec>;
+
+export const DropPolicy = z.enum(['block', 'drop-oldest', 'drop-newest']);
+export type DropPolicy = z.infer<typeof DropPolicy>;
+
+export const StationSettings = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
+    name: z.string().optional(),
+    line: z.string().optional(),
+    root: z.string().optional().describe('folder that relative paths resolve against; default: the parent of stations/, or the file\'s folder'),
+    cycleBudgetMs: z.number().int().min(1).max(600_000).default(1000).describe('time from frame arrival to verdict before the part becomes an error'),
+    maxInFlight: z.number().int().min(1).max(64).default(1).describe('parts inspected at once'),
+    queueSize: z.number().int().min(0).max(10_000).default(2).describe('frames waiting for a free slot'),
+    dropPolicy: DropPolicy.default('block').describe('block: stop taking frames (files, replays); drop-oldest / drop-newest: live cameras'),
+    sinkTimeoutMs: z.number().int().min(1).max(600_000).default(2000).describe('bound on one write to a sink'),
+    sinkQueueSize: z.number().int().min(1).max(1_000_000).default(10_000).describe('results a background sink may fall behind'),
+    initTimeoutMs: z.number().int().min(1).max(600_000).default(30_000),
+    closeTimeoutMs: z.number().int().min(1).max(600_000).default(10_000),
+  })
+  .strict();
+export type StationSettings = z.infer<typeof StationSettings>;
+
+export const StationFile = z
+  .object({
+    station: StationSettings,
+    plugins: z.array(z.string().min(1)).default([]).describe('third-party plugin modules: package names, or paths relative to the station file'),
+    source: StepSpec,
+    stages: z.array(StepSpec).min(1),
+    sinks: z.array(SinkSpec).default([]),
+  })
+  .strict();
+export type StationFile = z.infer<typeof StationFile>;

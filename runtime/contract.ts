@@ -1,0 +1,171 @@
+/**
+ * The plugin contract. Everything a plugin author needs is here, and this file
+ * depends on no other runtime module (only on the result record's types), so
+ * a third-party plugin can be written against it alone.
+ */
+import type { z } from 'zod';
+import type { Defect, InspectionResult, ModelRef, Reason, DeliveryStatus } from './result.js';
+
+export type StageKind = 'preprocess' | 'model' | 'postprocess' | 'decision';
+export type PluginKind = 'source' | StageKind | 'sink';
+
+export const PLUGIN_KINDS: readonly PluginKind[] = ['source', 'preprocess', 'model', 'postprocess', 'decision', 'sink'];
+export const STAGE_KINDS: readonly StageKind[] = ['preprocess', 'model', 'postprocess', 'decision'];
+
+/** `<namespace>/<name>@<major>`; a breaking change makes a new id (`@2`) and leaves `@1` alone. */
+export type PluginId = `${string}/${string}@${number}`;
+export const PLUGIN_ID_PATTERN = /^[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9-]*@[1-9][0-9]*$/;
+
+/**
+ * What a step takes or gives (GStreamer "caps"). `type` names a slot of the
+ * part record; `params` narrow it (e.g. a tensor's width). Two caps match when
+ * their types are equal and every param both sides name is equal, or `*`.
+ */
+export type CapsType = 'image/encoded' | 'image/raw' | 'tensor' | 'model/output' | 'findings' | 'decision';
+export interface Caps {
+  readonly type: CapsType;
+  readonly params?: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** The subset of pino's logger that plugins may use. */
+export interface Logger {
+  trace(obj: object | string, msg?: string): void;
+  debug(obj: object | string, msg?: string): void;
+  info(obj: object | string, msg?: string): void;
+  warn(obj: object | string, msg?: string): void;
+  error(obj: object | string, msg?: string): void;
+  fatal(obj: object | string, msg?: string): void;
+  child(bindings: Record<string, unknown>): Logger;
+}
+
+export interface EncodedImage {
+  readonly kind: 'encoded';
+  readonly data: Buffer;
+  /** File extension or MIME subtype when the source knows it (`jpeg`, `png`); decoders sniff the bytes anyway. */
+  readonly format?: string;
+}
+
+export interface RawImage {
+  readonly kind: 'raw';
+  /** Interleaved 8-bit pixels, row-major, `channels` per pixel. */
+  readonly data: Uint8Array;
+  readonly width: number;
+  readonly height: number;
+  readonly channels: 1 | 3 | 4;
+  readonly colorOrder: 'GRAY' | 'RGB' | 'BGR' | 'RGBA';
+}
+
+export interface Tensor {
+  readonly type: 'float32' | 'uint8' | 'int64' | 'int32' | 'bool';
+  readonly dims: readonly number[];
+  readonly data: Float32Array | Uint8Array | BigInt64Array | Int32Array;
+}
+
+/** What a source yields. The runtime adds the sequence number and timestamps. */
+export interface FrameInput {
+  readonly partId?: string;
+  /** Where the frame came from: a file path, a camera URI. */
+  readonly ref: string;
+  readonly image: EncodedImage | RawImage;
+  /** Ground truth when the source knows it (the folder source's sub-folder). */
+  readonly label?: string;
+  readonly capturedAt?: Date;
+  /**
+   * Called once the part's result is final and the critical sinks have it (or
+   * the part was dropped). A hot folder moves its file here; awaited, bounded.
+   */
+  settle?(result: InspectionResult): Promise<void>;
+}
+
+export interface Frame extends FrameInput {
+  readonly partId: string;
+  readonly sequence: number;
+  readonly capturedAt: Date;
+}
+
+export interface Findings {
+  readonly defects: readonly Defect[];
+  /** Named image-level scores in [0, 1], e.g. `{ defect: 0.93 }`. */
+  readonly scores: Readonly<Record<string, number>>;
+}
+
+export interface Decision {
+  readonly verdict: 'pass' | 'fail' | 'error';
+  /** 0 for pass; the firing rule's code for fail. */
+  readonly rejectCode: number;
+  readonly reasons: readonly Reason[];
+  /** The findings' defects, each marked with the rule it fired, if any. */
+  readonly defects: readonly Defect[];
+}
+
+/** The record a part carries through the stages; each caps type is one slot. */
+export interface Part {
+  readonly frame: Frame;
+  readonly image?: RawImage;
+  readonly tensors?: Readonly<Record<string, Tensor>>;
+  readonly outputs?: Readonly<Record<string, Tensor>>;
+  readonly findings?: Findings;
+  readonly decision?: Decision;
+  readonly model?: ModelRef;
+  /** Side data between cooperating steps (e.g. a letterbox transform for a decoder), keyed by plugin. */
+  readonly meta?: Readonly<Record<string, unknown>>;
+}
+
+/** What a stage returns: the slots it filled. The runtime merges it into the part. */
+export type PartPatch = Partial<Omit<Part, 'frame'>>;
+
+export interface PluginContext {
+  readonly log: Logger;
+  /** Aborted on close; for a stage run, also when the part's cycle budget is spent. */
+  readonly signal: AbortSignal;
+  readonly stationId: string;
+  readonly step: string;
+  /** Resolves a path from the station file against the station root. */
+  resolvePath(path: string): string;
+  /** Resolves an asset reference; only inside models/, calibration/, fixtures/ of the station root, never through `..`. */
+  resolveAsset(ref: string): string;
+}
+
+export interface SourceInstance {
+  frames(ctx: PluginContext): AsyncIterable<FrameInput>;
+  close?(): Promise<void>;
+}
+
+export interface StageInstance {
+  run(part: Part, ctx: PluginContext): Promise<PartPatch>;
+  close?(): Promise<void>;
+}
+
+export interface SinkInstance {
+  /** Resolve with how the result was delivered (default `delivered`); throw when it was not. */
+  write(result: InspectionResult, ctx: PluginContext): Promise<DeliveryStatus | void>;
+  /** Wait until everything written so far is delivered or durably spooled. */
+  flush?(): Promise<void>;
+  close?(): Promise<void>;
+}
+
+export type InstanceOf<K extends PluginKind> = K extends 'source' ? SourceInstance : K extends 'sink' ? SinkInstance : StageInstance;
+
+export interface PluginManifest<K extends PluginKind = PluginKind, S extends z.ZodType = z.ZodType> {
+  readonly id: PluginId;
+  readonly kind: K;
+  readonly description: string;
+  /** Parsed once when the station is compiled, then frozen. */
+  readonly config: S;
+  /** Alternatives this step can take from its upstream neighbour; absent for sources and sinks. */
+  readonly accepts?: readonly Caps[];
+  /** What this step gives its downstream neighbour; absent for sinks. */
+  readonly produces?: readonly Caps[];
+  /** Sinks only: awaited inside the part's cycle (a PLC) rather than fed in the background. */
+  readonly critical?: boolean;
+}
+
+export interface PluginModule<K extends PluginKind = PluginKind, S extends z.ZodType = z.ZodType> {
+  readonly manifest: PluginManifest<K, S>;
+  init(config: Readonly<z.infer<S>>, ctx: PluginContext): Promise<InstanceOf<K>>;
+}
+
+/** Identity helper that gives a plugin definition its precise types. */
+export function definePlugin<K extends PluginKind, S extends z.ZodType>(plugin: PluginModule<K, S>): PluginModule<K, S> {
+  return plugin;
+}

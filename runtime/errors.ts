@@ -1,0 +1,145 @@
+/**
+ * The one catalogue of linegate error codes. Every error linegate raises on
+ * purpose is one of these; `runtime/errors.md` documents each and a test keeps
+ * the two in step (the way fastify pins FST_ERR_*).
+ *
+ * `rejectCode` is the numeric code a PLC receives when this error turns a part
+ * into an `error` verdict. Codes 900-999 are reserved for such errors so that
+ * they never collide with decision-rule codes (1-899).
+ */
+
+export interface ErrorDef {
+  readonly message: string;
+  /** true when trying the same operation again later can succeed. */
+  readonly retryable: boolean;
+  readonly httpStatus: number;
+  readonly rejectCode?: number;
+}
+
+const def = (message: string, retryable: boolean, httpStatus: number, rejectCode?: number): ErrorDef =>
+  rejectCode === undefined ? { message, retryable, httpStatus } : { message, retryable, httpStatus, rejectCode };
+
+export const ERRORS = {
+  // Station files and their compilation.
+  LG_ERR_STATION_READ: def('cannot read station file %s', false, 400),
+  LG_ERR_STATION_PARSE: def('station file %s is not valid YAML or JSON: %s', false, 400),
+  LG_ERR_STATION_INVALID: def('station field %s: %s', false, 400),
+  LG_ERR_STATION_STEP_CONFIG: def('step "%s" (%s): config field %s: %s', false, 400),
+  LG_ERR_STATION_DUPLICATE_STEP: def('step name "%s" is used more than once', false, 400),
+  LG_ERR_STATION_KIND_ORDER: def('step "%s" is a %s step and cannot come after "%s", a %s step', false, 400),
+  LG_ERR_STATION_WRONG_KIND: def('step "%s" uses %s, a %s plugin, where a %s plugin is required', false, 400),
+  LG_ERR_STATION_NO_DECISION: def('the station has no decision step: nothing would give a verdict', false, 400),
+  LG_ERR_STATION_INCOMPATIBLE: def('step "%s" produces %s but the next step "%s" accepts %s', false, 400),
+  LG_ERR_STATION_PATH: def('path "%s" in step "%s" leaves the allowed folders', false, 400),
+
+  // Plugins and the registry.
+  LG_ERR_PLUGIN_UNKNOWN: def('step "%s": no plugin with id %s is registered%s', false, 400),
+  LG_ERR_PLUGIN_INVALID: def('plugin from %s does not match the linegate plugin contract: %s', false, 400),
+  LG_ERR_PLUGIN_DUPLICATE: def('plugin id %s is registered twice (%s)', false, 400),
+  LG_ERR_PLUGIN_LOAD: def('cannot load plugin module %s: %s', false, 400),
+  LG_ERR_PLUGIN_INIT: def('step "%s" (%s) failed to start: %s', true, 500),
+  LG_ERR_PLUGIN_INIT_TIMEOUT: def('step "%s" (%s) did not start within %d ms', true, 500),
+  LG_ERR_PLUGIN_CLOSE_TIMEOUT: def('step "%s" (%s) did not close within %d ms', false, 500),
+  LG_ERR_PLUGIN_CLOSED: def('step "%s" (%s) was used after close', false, 500),
+
+  // The frame loop: each of these makes the part an `error` verdict.
+  LG_ERR_STAGE_FAILED: def('step "%s" (%s) failed: %s', false, 500, 901),
+  LG_ERR_STAGE_TIMEOUT: def('cycle budget of %d ms spent in step "%s"', false, 504, 902),
+  LG_ERR_STAGE_OUTPUT: def('step "%s" (%s) returned no %s', false, 500, 903),
+  LG_ERR_FRAME_DROPPED: def('frame dropped: %d frames already in flight and queued (drop policy %s)', true, 503, 904),
+  LG_ERR_FRAME_SHUTDOWN: def('the station stopped before the part was inspected', true, 503, 905),
+
+  // Sinks.
+  LG_ERR_SINK_FAILED: def('sink "%s" (%s) could not deliver result %s: %s', true, 502),
+  LG_ERR_SINK_TIMEOUT: def('sink "%s" (%s) did not deliver result %s within %d ms', true, 504),
+  LG_ERR_SINK_OVERFLOW: def('sink "%s" (%s) is %d results behind; result %s was not handed to it', true, 503),
+
+  // Images and sources.
+  LG_ERR_IMAGE_DECODE: def('cannot decode image %s: %s', false, 422, 906),
+  LG_ERR_IMAGE_FORMAT: def('image %s has an unsupported format or shape: %s', false, 422, 906),
+  LG_ERR_SOURCE_NOT_FOUND: def('source folder %s does not exist', false, 400),
+  LG_ERR_SOURCE_EMPTY: def('source folder %s holds no images (%s)', false, 400),
+  LG_ERR_SOURCE_FAILED: def('source "%s" failed: %s', true, 500),
+  LG_ERR_SOURCE_FILE: def('cannot take file %s from the hot folder: %s', true, 500),
+
+  // Command line.
+  LG_ERR_CLI_USAGE: def('%s', false, 400),
+} as const satisfies Record<string, ErrorDef>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface LinegateErrorJSON {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly retryable: boolean;
+  readonly step?: string;
+  readonly path?: string;
+}
+
+/** Fills `%s` / `%d` placeholders in order; extra arguments are ignored. */
+function format(template: string, args: readonly unknown[]): string {
+  let i = 0;
+  return template.replace(/%[sd]/g, () => {
+    const v = args[i++];
+    return v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+  });
+}
+
+export interface ErrorDetail {
+  /** The station step the error belongs to. */
+  readonly step?: string;
+  /** Dotted path of the offending field, e.g. `stages[1].config.model`. */
+  readonly path?: string;
+  readonly cause?: unknown;
+}
+
+export class LinegateError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  readonly httpStatus: number;
+  readonly rejectCode: number | undefined;
+  readonly step: string | undefined;
+  readonly path: string | undefined;
+
+  constructor(code: ErrorCode, args: readonly unknown[] = [], detail: ErrorDetail = {}) {
+    const d: ErrorDef = ERRORS[code];
+    super(format(d.message, args), detail.cause === undefined ? undefined : { cause: detail.cause });
+    this.name = 'LinegateError';
+    this.code = code;
+    this.retryable = d.retryable;
+    this.httpStatus = d.httpStatus;
+    this.rejectCode = d.rejectCode;
+    this.step = detail.step;
+    this.path = detail.path;
+  }
+
+  toJSON(): LinegateErrorJSON {
+    return {
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      ...(this.step === undefined ? {} : { step: this.step }),
+      ...(this.path === undefined ? {} : { path: this.path }),
+    };
+  }
+}
+
+/** Several coded errors at once, e.g. every problem found in a station file. */
+export class LinegateErrors extends Error {
+  readonly errors: readonly LinegateError[];
+  constructor(errors: readonly LinegateError[]) {
+    super(errors.map((e) => `${e.code}: ${e.message}`).join('\n'));
+    this.name = 'LinegateErrors';
+    this.errors = errors;
+  }
+}
+
+export const lgError = (code: ErrorCode, ...args: unknown[]): LinegateError => new LinegateError(code, args);
+
+export const isLinegateError = (e: unknown): e is LinegateError => e instanceof LinegateError;
+
+/** The message of anything thrown, for wrapping foreign errors. */
+export const messageOf = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** The reject code a PLC gets for an error; 900 when the error is not a coded one. */
+export const rejectCodeOf = (e: unknown): number => (isLinegateError(e) && e.rejectCode !== undefined ? e.rejectCode : 900);

@@ -1,0 +1,29 @@
+import path from 'node:path';
+import type { Logger, PluginContext } from '../contract.js';
+import { LinegateError } from '../errors.js';
+import type { Plan, PlannedStep } from '../compile/compile.js';
+
+const ASSET_DIRS = ['models', 'calibration', 'fixtures'];
+
+export function makeContext(plan: Plan, step: PlannedStep, log: Logger, signal: AbortSignal): PluginContext {
+  const root = plan.root;
+  return {
+    log: log.child({ step: step.name, plugin: step.plugin.manifest.id }),
+    signal,
+    stationId: plan.settings.id,
+    step: step.name,
+    resolvePath: (p) => path.resolve(root, p),
+    resolveAsset: (ref) => {
+      const abs = path.resolve(root, ref);
+      const rel = path.relative(root, abs);
+      const top = rel.split(path.sep)[0] ?? '';
+      if (ref.split(/[\\/]/).includes('..') || rel.startsWith('..') || path.isAbsolute(rel) || !ASSET_DIRS.includes(top)) {
+        throw new LinegateError('LG_ERR_STATION_PATH', [ref, step.name], { step: step.name });
+      }
+      return abs;
+    },
+  };
+}
+
+/** The same context with another signal (a part's cycle budget), without a new logger per part. */
+export const withSignal = (ctx: PluginContext, signal: AbortSignal): PluginContext => ({ ...ctx, signal });

@@ -1,0 +1,119 @@
+import type { Logger, PluginContext, SinkInstance, SourceInstance, StageInstance } from '../contract.js';
+import { LinegateError, isLinegateError, messageOf } from '../errors.js';
+import type { Plan, PlannedStep } from '../compile/compile.js';
+import { withTimeout } from './bounded.js';
+import { makeContext } from './context.js';
+
+export interface StartedStep<I> {
+  readonly step: PlannedStep;
+  readonly instance: I;
+  readonly ctx: PluginContext;
+  /** Aborts the step's signal and closes it; idempotent and bounded. */
+  close(): Promise<void>;
+}
+
+export interface StartedStation {
+  readonly source: StartedStep<SourceInstance>;
+  readonly stages: readonly StartedStep<StageInstance>[];
+  readonly sinks: readonly StartedStep<SinkInstance>[];
+}
+
+interface Closable {
+  close?(): Promise<void>;
+}
+
+/**
+ * Starts one step: `init` bounded by the station's init time-out, the
+ * instance wrapped so that `close()` is memoised (safe twice) and bounded, and
+ * nothing runs after it (a late call gets LG_ERR_PLUGIN_CLOSED).
+ */
+export async function startStep<I extends Closable>(plan: Plan, step: PlannedStep, log: Logger): Promise<StartedStep<I>> {
+  const controller = new AbortController();
+  const ctx = makeContext(plan, step, log, controller.signal);
+  const id = step.plugin.manifest.id;
+  const { initTimeoutMs, closeTimeoutMs } = plan.settings;
+  let raw: I;
+  try {
+    raw = (await withTimeout(step.plugin.init(step.config as never, ctx), initTimeoutMs, () => {
+      controller.abort();
+      return new LinegateError('LG_ERR_PLUGIN_INIT_TIMEOUT', [step.name, id, initTimeoutMs], { step: step.name });
+    })) as unknown as I;
+  } catch (e) {
+    controller.abort();
+    if (isLinegateError(e) && e.step !== undefined) throw e;
+    throw new LinegateError('LG_ERR_PLUGIN_INIT', [step.name, id, isLinegateError(e) ? `${e.code}: ${e.message}` : messageOf(e)], { step: step.name, cause: e });
+  }
+  let closing: Promise<void> | undefined;
+  const closed = (): LinegateError => new LinegateError('LG_ERR_PLUGIN_CLOSED', [step.name, id], { step: step.name });
+  const instance = guard(raw, () => closing !== undefined, closed);
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      controller.abort();
+      if (raw.close === undefined) return;
+      await withTimeout(raw.close(), closeTimeoutMs, () => new LinegateError('LG_ERR_PLUGIN_CLOSE_TIMEOUT', [step.name, id, closeTimeoutMs], { step: step.name })).catch(
+        (err: unknown) => ctx.log.error({ err }, `closing step "${step.name}" failed`),
+      );
+    })());
+  return { step, instance, ctx, close };
+}
+
+/** A view of `raw` whose methods refuse to run once the step is closed. */
+function guard<I extends Closable>(raw: I, isClosed: () => boolean, closed: () => Error): I {
+  const view: Record<string, unknown> = {};
+  for (const key of methodNames(raw)) {
+    if (key === 'close') continue;
+    const fn = (raw as Record<string, unknown>)[key] as (...args: unknown[]) => unknown;
+    view[key] = (...args: unknown[]) => {
+      if (isClosed()) {
+        if (key === 'frames') return (async function* () {})();
+        return Promise.reject(closed());
+      }
+      return fn.apply(raw, args);
+    };
+  }
+  return view as I;
+}
+
+function methodNames(obj: object): string[] {
+  const names = new Set<string>();
+  for (let o: object | null = obj; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o) as object | null) {
+    for (const k of Object.getOwnPropertyNames(o)) if (k !== 'constructor' && typeof (obj as Record<string, unknown>)[k] === 'function') names.add(k);
+  }
+  return [...names];
+}
+
+/**
+ * Starts a compiled station: downstream first (sinks, then stages from the
+ * decision back, then the source) so nothing produces before its consumer is
+ * ready. On a failure, whatever had started is closed again.
+ */
+export async function startStation(plan: Plan, log: Logger): Promise<{ started: StartedStation; close: () => Promise<void> }> {
+  const startedSoFar: StartedStep<Closable>[] = [];
+  const closeAll = (): Promise<void> => closeUpstreamFirst(startedSoFar);
+  try {
+    const sinks: StartedStep<SinkInstance>[] = [];
+    for (const step of [...plan.sinks].reverse()) {
+      const s = await startStep<SinkInstance>(plan, step, log);
+      startedSoFar.unshift(s);
+      sinks.unshift(s);
+    }
+    const stages: StartedStep<StageInstance>[] = [];
+    for (const step of [...plan.stages].reverse()) {
+      const s = await startStep<StageInstance>(plan, step, log);
+      startedSoFar.unshift(s);
+      stages.unshift(s);
+    }
+    const source = await startStep<SourceInstance>(plan, plan.source, log);
+    startedSoFar.unshift(source);
+    let closing: Promise<void> | undefined;
+    return { started: { source, stages, sinks }, close: () => (closing ??= closeAll()) };
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+}
+
+/** `steps` is in pipeline order; each close is already bounded. */
+async function closeUpstreamFirst(steps: readonly StartedStep<Closable>[]): Promise<void> {
+  for (const s of steps) await s.close();
+}

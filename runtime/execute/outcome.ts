@@ -1,0 +1,78 @@
+import { randomFillSync } from 'node:crypto';
+import type { Frame, Part } from '../contract.js';
+import { LinegateError, rejectCodeOf } from '../errors.js';
+import { RESULT_SCHEMA_VERSION, type InspectionResult } from '../result.js';
+import type { Plan } from '../compile/compile.js';
+
+/** How a part's inspection ended: the part as far as it got, and the error that stopped it, if any. */
+export interface Outcome {
+  readonly part?: Part;
+  readonly stageMs: Readonly<Record<string, number>>;
+  readonly error?: LinegateError;
+}
+
+/** Builds the result record. A part without a decision is an `error`: never a pass by default. */
+export function buildResult(plan: Plan, frame: Frame, outcome: Outcome, totalMs: number): InspectionResult {
+  const { part, error } = outcome;
+  const decision = error === undefined ? part?.decision : undefined;
+  const image = part?.image;
+  const encoded = frame.image.kind === 'encoded' ? frame.image : undefined;
+  const raw = frame.image.kind === 'raw' ? frame.image : image;
+  const base = {
+    schemaVersion: RESULT_SCHEMA_VERSION,
+    resultId: uuidv7(),
+    station: { id: plan.settings.id, ...(plan.settings.line === undefined ? {} : { line: plan.settings.line }) },
+    partId: frame.partId,
+    sequence: frame.sequence,
+    time: { capturedAt: frame.capturedAt.toISOString(), decidedAt: new Date().toISOString() },
+    source: {
+      step: plan.source.name,
+      plugin: plan.source.plugin.manifest.id,
+      ref: frame.ref,
+      ...(frame.label === undefined ? {} : { label: frame.label }),
+    },
+    frame: {
+      ref: frame.ref,
+      ...(raw === undefined ? {} : { width: raw.width, height: raw.height }),
+      ...(encoded?.format === undefined ? {} : { format: encoded.format }),
+    },
+    model: part?.model ?? null,
+    scores: { ...part?.findings?.scores },
+    timings: { totalMs: round3(totalMs), stages: Object.fromEntries(Object.entries(outcome.stageMs).map(([k, v]) => [k, round3(v)])) },
+    delivery: {},
+  };
+  if (decision !== undefined) {
+    return { ...base, verdict: decision.verdict, rejectCode: decision.rejectCode, reasons: [...decision.reasons], defects: [...decision.defects] };
+  }
+  const reason = error ?? missingDecision(plan);
+  return {
+    ...base,
+    verdict: 'error',
+    rejectCode: rejectCodeOf(reason),
+    reasons: [{ code: reason.code, message: reason.message, rejectCode: rejectCodeOf(reason), ...(reason.step === undefined ? {} : { step: reason.step }) }],
+    defects: [...(part?.findings?.defects ?? [])],
+  };
+}
+
+/** Unreachable for a compiled station (its last stage must produce a decision); kept as the fail-safe. */
+function missingDecision(plan: Plan): LinegateError {
+  const last = plan.stages.at(-1);
+  return new LinegateError('LG_ERR_STAGE_OUTPUT', [last?.name ?? '?', last?.plugin.manifest.id ?? '?', 'decision'], last === undefined ? {} : { step: last.name });
+}
+
+const round3 = (v: number): number => Math.round(v * 1000) / 1000;
+
+/** RFC 9562 UUIDv7: 48-bit Unix ms, then random bits; result ids sort by time. */
+export function uuidv7(now = Date.now()): string {
+  const b = randomFillSync(new Uint8Array(16));
+  b[0] = Math.floor(now / 2 ** 40) & 0xff;
+  b[1] = Math.floor(now / 2 ** 32) & 0xff;
+  b[2] = (now >>> 24) & 0xff;
+  b[3] = (now >>> 16) & 0xff;
+  b[4] = (now >>> 8) & 0xff;
+  b[5] = now & 0xff;
+  b[6] = 0x70 | (b[6]! & 0x0f);
+  b[8] = 0x80 | (b[8]! & 0x3f);
+  const h = Buffer.from(b).toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

@@ -1,0 +1,16 @@
+import { folderSource } from '../../plugins/source-folder/index.js';
+import { hotFolderSource } from '../../plugins/source-hot-folder/index.js';
+import { imageDecode } from '../../plugins/preprocess-image-decode/index.js';
+import { imageQuality } from '../../plugins/postprocess-image-quality/index.js';
+import { thresholdRules } from '../../plugins/decision-threshold-rules/index.js';
+import { jsonlSink } from '../../plugins/sink-jsonl/index.js';
+import { Registry } from './registry.js';
+
+/** The built-in plugins: an explicit list, so what ships is what a reader sees here. */
+export const BUILTIN_PLUGINS = [folderSource, hotFolderSource, imageDecode, imageQuality, thresholdRules, jsonlSink] as const;
+
+export function builtinRegistry(): Registry {
+  const registry = new Registry();
+  for (const plugin of BUILTIN_PLUGINS) registry.register(plugin, 'builtin');
+  return registry;
+}

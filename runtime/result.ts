@@ -1,0 +1,111 @@
+import { z } from 'zod';
+
+/**
+ * THE inspection result. The PLC link, the queues, the archive, the API and
+ * the dashboard all speak this one record; nothing else defines its shape.
+ * A change that breaks readers bumps `schemaVersion`.
+ */
+
+export const RESULT_SCHEMA_VERSION = 1 as const;
+
+export const Verdict = z.enum(['pass', 'fail', 'error']).describe('pass: part is good; fail: a reject rule fired; error: linegate could not inspect the part (the PLC rejects it)');
+export type Verdict = z.infer<typeof Verdict>;
+
+export const Box = z
+  .object({
+    x: z.number().describe('left edge, source-image pixels'),
+    y: z.number().describe('top edge, source-image pixels'),
+    w: z.number().nonnegative(),
+    h: z.number().nonnegative(),
+  })
+  .describe('axis-aligned box in source-image pixels');
+export type Box = z.infer<typeof Box>;
+
+export const Region = z
+  .object({
+    areaPx: z.number().nonnegative(),
+    areaMm2: z.number().nonnegative().optional().describe('present when calibration gives a scale'),
+    box: Box,
+    polygon: z.array(z.tuple([z.number(), z.number()])).optional().describe('outline in source-image pixels'),
+  })
+  .describe('a connected defect region from a segmentation or anomaly map');
+export type Region = z.infer<typeof Region>;
+
+export const Defect = z.object({
+  label: z.string().min(1),
+  score: z.number().min(0).max(1),
+  box: Box.optional(),
+  region: Region.optional(),
+  rule: z.string().optional().describe('the reject rule this defect fired, if any'),
+});
+export type Defect = z.infer<typeof Defect>;
+
+export const Reason = z.object({
+  code: z.string().min(1).describe('LG_ERR_* for errors, or the rule id for a reject'),
+  message: z.string(),
+  rejectCode: z.number().int().nonnegative().optional(),
+  step: z.string().optional(),
+});
+export type Reason = z.infer<typeof Reason>;
+
+export const DeliveryStatus = z.enum(['delivered', 'spooled', 'failed', 'skipped', 'pending']);
+export type DeliveryStatus = z.infer<typeof DeliveryStatus>;
+
+export const Delivery = z.object({
+  status: DeliveryStatus,
+  critical: z.boolean(),
+  at: z.iso.datetime().optional(),
+  error: z.string().optional(),
+});
+export type Delivery = z.infer<typeof Delivery>;
+
+export const ModelRef = z.object({
+  name: z.string().min(1),
+  version: z.string().min(1),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type ModelRef = z.infer<typeof ModelRef>;
+
+export const InspectionResult = z
+  .object({
+    schemaVersion: z.literal(RESULT_SCHEMA_VERSION),
+    resultId: z.string().uuid().describe('UUIDv7: unique, and sorts by time'),
+    station: z.object({ id: z.string().min(1), line: z.string().optional() }),
+    partId: z.string().min(1).describe('from the PLC trigger when there is one, else from the source'),
+    sequence: z.number().int().nonnegative().describe('frame counter of this station run'),
+    time: z.object({
+      capturedAt: z.iso.datetime(),
+      decidedAt: z.iso.datetime(),
+    }),
+    source: z.object({
+      step: z.string(),
+      plugin: z.string(),
+      ref: z.string().describe('where the frame came from: a file path, a camera URI'),
+      label: z.string().optional().describe('ground-truth label when the source knows one (e.g. its sub-folder)'),
+    }),
+    frame: z.object({
+      ref: z.string().describe('reference to the stored image (path or archive key)'),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+      width: z.number().int().positive().optional(),
+      height: z.number().int().positive().optional(),
+      format: z.string().optional(),
+    }),
+    model: ModelRef.nullable(),
+    verdict: Verdict,
+    rejectCode: z.number().int().nonnegative().describe('0 for pass; the rule code for fail; 900-999 for error'),
+    reasons: z.array(Reason),
+    defects: z.array(Defect),
+    scores: z.record(z.string(), z.number()).describe('named scores, e.g. the image-level defect score'),
+    timings: z.object({
+      totalMs: z.number().nonnegative(),
+      stages: z.record(z.string(), z.number().nonnegative()).describe('per step name, in ms'),
+    }),
+    delivery: z.record(z.string(), Delivery).describe('per sink name'),
+  })
+  .describe('linegate inspection result');
+export type InspectionResult = z.infer<typeof InspectionResult>;
+
+/** JSON Schema (draft 2020-12) of the result, for other languages and tools. */
+export function resultJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(InspectionResult, { target: 'draft-2020-12' }) as Record<string, unknown>;
+}

@@ -8,12 +8,41 @@ const Config = z
     minBrightness: z.number().min(0).max(255).default(30).describe('mean grey level below which the image is too dark'),
     maxBrightness: z.number().min(0).max(255).default(225).describe('mean grey level above which it is washed out'),
     minContrast: z.number().min(0).max(128).default(8).describe('grey-level standard deviation below which the scene is flat'),
-    minSharpness: z.number().min(0).default(3).describe('Laplacian standard deviation below which the image is out of focus'),
+    minSharpness: z.number().min(0).default(4).describe('Laplacian standard deviation below which the image is out of focus'),
     analysisSize: z.number().int().min(32).max(4096).default(512).describe('longest side the image is reduced to before measuring'),
   })
   .strict();
 
-const LAPLACIAN = { width: 3, height: 3, kernel: [0, 1, 0, 1, -4, 1, 0, 1, 0], offset: 128 };
+/**
+ * Mean, standard deviation and the 4-neighbour Laplacian's standard deviation
+ * of a grey image in one pass. Done here rather than with sharp's stats():
+ * on a 512 px image that call costs ~13 ms (it also builds histograms and
+ * entropy we do not need) where this loop takes well under 1 ms.
+ */
+export function measure(px: Uint8Array, width: number, height: number): { mean: number; stdev: number; laplacianStdev: number } {
+  let sum = 0;
+  let sumSq = 0;
+  for (let i = 0; i < px.length; i++) {
+    const v = px[i]!;
+    sum += v;
+    sumSq += v * v;
+  }
+  const n = px.length;
+  const mean = sum / n;
+  let lSum = 0;
+  let lSq = 0;
+  let m = 0;
+  for (let y = 1; y < height - 1; y++) {
+    for (let x = 1, i = y * width + 1; x < width - 1; x++, i++) {
+      const l = px[i - 1]! + px[i + 1]! + px[i - width]! + px[i + width]! - 4 * px[i]!;
+      lSum += l;
+      lSq += l * l;
+      m++;
+    }
+  }
+  const lMean = m > 0 ? lSum / m : 0;
+  return { mean, stdev: Math.sqrt(Math.max(0, sumSq / n - mean * mean)), laplacianStdev: m > 0 ? Math.sqrt(Math.max(0, lSq / m - lMean * lMean)) : 0 };
+}
 
 /** How far `value` is past `limit`, as a severity in [0, 1]. */
 const below = (value: number, limit: number): number => (limit <= 0 || value >= limit ? 0 : Math.min(1, (limit - value) / limit));
@@ -41,12 +70,8 @@ export const imageQuality = definePlugin({
         const grey = sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } })
           .toColourspace('b-w')
           .resize({ width: config.analysisSize, height: config.analysisSize, fit: 'inside', withoutEnlargement: true });
-        const buf = await grey.raw().toBuffer({ resolveWithObject: true });
-        const flat = sharp(buf.data, { raw: { width: buf.info.width, height: buf.info.height, channels: 1 } });
-        const [tone, edges] = await Promise.all([flat.clone().stats(), flat.clone().convolve(LAPLACIAN).stats()]);
-        const brightness = tone.channels[0]!.mean;
-        const contrast = tone.channels[0]!.stdev;
-        const sharpness = edges.channels[0]!.stdev;
+        const { data, info } = await grey.raw().toBuffer({ resolveWithObject: true });
+        const { mean: brightness, stdev: contrast, laplacianStdev: sharpness } = measure(data, info.width, info.height);
         const severities: Record<string, number> = {
           'too-dark': below(brightness, config.minBrightness),
           'too-bright': below(255 - brightness, 255 - config.maxBrightness),

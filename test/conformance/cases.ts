@@ -1,0 +1,36 @@
+/**
+ * What the conformance suite needs to exercise each built-in plugin: a valid
+ * config, an invalid one, and one unit of work. A new plugin without a case
+ * here fails the suite.
+ */
+import { cpSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Part } from '../../runtime/contract.js';
+import { FIXTURE, decodedPart, frameOf } from '../helpers/samples.js';
+
+export interface ConformanceCase {
+  readonly config: () => Record<string, unknown>;
+  readonly badConfig: Record<string, unknown>;
+  /** Stages only: the part handed to run(). */
+  readonly input?: () => Promise<Part>;
+}
+
+function hotDir(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-conf-hot-'));
+  cpSync(FIXTURE, path.join(dir, 'a.jpeg'));
+  return dir;
+}
+
+export const CASES: Record<string, ConformanceCase> = {
+  'core/folder-source@1': { config: () => ({ dir: 'fixtures/casting' }), badConfig: { dir: 'fixtures/casting', rateHz: 0 } },
+  'core/hot-folder@1': { config: () => ({ dir: hotDir(), settleMs: 50, pollMs: 20 }), badConfig: { dir: '' } },
+  'core/image-decode@1': { config: () => ({}), badConfig: { color: 'CMYK' }, input: async () => ({ frame: frameOf() }) },
+  'core/image-quality@1': { config: () => ({}), badConfig: { minSharpness: -1 }, input: () => decodedPart() },
+  'core/threshold-rules@1': {
+    config: () => ({ rules: [{ label: 'crack', rejectCode: 3 }] }),
+    badConfig: { rules: [{ label: 'crack', rejectCode: 1000 }] },
+    input: async () => ({ frame: frameOf(), findings: { defects: [{ label: 'crack', score: 0.9 }], scores: {} } }),
+  },
+  'core/jsonl-sink@1': { config: () => ({ dir: mkdtempSync(path.join(os.tmpdir(), 'lg-conf-jsonl-')) }), badConfig: { rotate: 'hourly' } },
+};

@@ -33,6 +33,7 @@ export class Station extends EventEmitter<StationEventMap> {
   #loop: FrameLoop | undefined;
   #running: Promise<RunSummary> | undefined;
   #closing: Promise<void> | undefined;
+  #stopRequested = false;
 
   constructor(plan: Plan, log: Logger) {
     super();
@@ -57,7 +58,7 @@ export class Station extends EventEmitter<StationEventMap> {
       log: this.#log,
       onDelivery: (e) => this.emit('delivery', e),
     });
-    this.#log.info({ ms: Date.now() - t0, steps: 2 + this.plan.stages.length + this.plan.sinks.length - 1 }, 'station started');
+    this.#log.info({ ms: Date.now() - t0 }, 'station started');
   }
 
   /** Inspects frames until the source ends, `maxFrames` arrived, or `stop()`; resolves after the drain and sink flush. */
@@ -77,6 +78,7 @@ export class Station extends EventEmitter<StationEventMap> {
       log: this.#log,
       hooks: { onResult: (r) => this.emit('result', r), onDrop: (r) => this.emit('drop', r) },
     });
+    if (this.#stopRequested) this.#loop.stop(); // a signal that came while the steps were starting
     const summary = await this.#loop.run(opts);
     await sinks.flush(this.plan.settings.closeTimeoutMs);
     this.#log.info({ summary }, 'station run ended');
@@ -85,6 +87,7 @@ export class Station extends EventEmitter<StationEventMap> {
 
   /** Stops taking frames; `run()` then drains what is in flight and resolves. */
   stop(): void {
+    this.#stopRequested = true;
     this.#loop?.stop();
   }
 

@@ -171,6 +171,7 @@ export class FrameLoop {
         .catch((err: unknown) => this.#log.error({ err, partId: pending.frame.partId }, 'part could not be finished'))
         .finally(() => {
           this.#inFlight.delete(task);
+          this.#schedule(); // a queued frame takes the freed slot now, not when the next frame arrives
           this.#slotFreed?.();
         });
       this.#inFlight.add(task);

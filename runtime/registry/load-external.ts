@@ -1,8 +1,8 @@
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LinegateError, messageOf } from '../errors.js';
 import type { Registry } from './registry.js';
+import { resolvePackage } from './resolve-package.js';
 
 /**
  * Loads third-party plugins named in a station file into `registry`. A module
@@ -29,10 +29,7 @@ export async function loadExternalPlugins(specs: readonly string[], stationFile:
 
 function resolveSpec(spec: string, stationFile: string, root: string): string {
   if (spec.startsWith('.') || path.isAbsolute(spec)) return pathToFileURL(path.resolve(path.dirname(stationFile), spec)).href;
-  try {
-    return pathToFileURL(createRequire(path.join(root, 'package.json')).resolve(spec)).href;
-  } catch {
-    // ESM-only packages have no `require` condition; let import() resolve the bare name.
-    return spec;
-  }
+  const file = resolvePackage(spec, root);
+  // Not installed under the station root: let import() look beside linegate itself.
+  return file === undefined ? spec : pathToFileURL(file).href;
 }

@@ -45,7 +45,14 @@ export const testSource = definePlugin({
     id: 'test/source@1',
     kind: 'source',
     description: 'yields `count` tiny frames (endless when 0), every `intervalMs`',
-    config: z.object({ probe: ProbeName, count: z.number().int().min(0).default(10), intervalMs: z.number().min(0).default(0) }).strict(),
+    config: z
+      .object({
+        probe: ProbeName,
+        count: z.number().int().min(0).default(10),
+        intervalMs: z.number().min(0).default(0),
+        quietAfter: z.number().int().min(0).optional().describe('after this many frames, wait for the stop without ending'),
+      })
+      .strict(),
     produces: [{ type: 'image/raw' }],
   },
   async init(config, ctx) {
@@ -54,6 +61,7 @@ export const testSource = definePlugin({
     return {
       async *frames(run: PluginContext) {
         for (let i = 0; config.count === 0 || i < config.count; i++) {
+          if (i === config.quietAfter) await new Promise((resolve) => run.signal.addEventListener('abort', resolve, { once: true }));
           if (config.intervalMs > 0) await sleep(config.intervalMs, run.signal);
           if (run.signal.aborted) return;
           p.pulled++;

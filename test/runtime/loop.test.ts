@@ -155,6 +155,16 @@ describe('the frame loop', () => {
     expect(probe(`${name}-archive`).results).toHaveLength(summary.frames);
   });
 
+  it('inspects queued frames when the source goes quiet, without waiting for another frame', async () => {
+    const { station, name } = make({ station: { maxInFlight: 1, queueSize: 2 }, source: { count: 0, quietAfter: 3 }, stage: { delayMs: 10 } });
+    station.on('result', () => {
+      if (probe(`${name}-plc`).results.length === 3) station.stop();
+    });
+    const summary = await station.run();
+    expect(summary.frames).toBe(3);
+    expect(probe(`${name}-plc`).results.map((r) => r.sequence)).toEqual([0, 1, 2]);
+  });
+
   it('stops after --max-frames frames', async () => {
     const { station } = make({ source: { count: 0 } });
     expect((await station.run({ maxFrames: 7 })).frames).toBe(7);

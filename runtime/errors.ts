@@ -49,6 +49,16 @@ export const ERRORS = {
   LG_ERR_FRAME_DROPPED: def('frame dropped: %d frames already in flight and queued (drop policy %s)', true, 503, 904),
   LG_ERR_FRAME_SHUTDOWN: def('the station stopped before the part was inspected', true, 503, 905),
 
+  // Models.
+  LG_ERR_MODEL_MANIFEST: def('model manifest %s is invalid: %s', false, 400),
+  LG_ERR_MODEL_FILE: def('model file %s cannot be read: %s', false, 400),
+  LG_ERR_MODEL_HASH: def('model file %s has sha256 %s but its manifest says %s', false, 400),
+  LG_ERR_MODEL_LOAD: def('onnxruntime cannot load %s: %s', false, 400),
+  LG_ERR_MODEL_INPUT: def('model %s: %s', false, 400),
+  LG_ERR_MODEL_OUTPUT: def('model %s: %s', false, 400),
+  LG_ERR_MODEL_RUN: def('model %s failed on part %s: %s', false, 500, 907),
+  LG_ERR_MODEL_DECODE: def('cannot decode the output of model %s: %s', false, 500, 908),
+
   // Sinks.
   LG_ERR_SINK_FAILED: def('sink "%s" (%s) could not deliver result %s: %s', true, 502),
   LG_ERR_SINK_TIMEOUT: def('sink "%s" (%s) did not deliver result %s within %d ms', true, 504),

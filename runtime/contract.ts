@@ -114,12 +114,26 @@ export interface Part {
 /** What a stage returns: the slots it filled. The runtime merges it into the part. */
 export type PartPatch = Partial<Omit<Part, 'frame'>>;
 
+/** Per-station calibration (calibration/<station>.json), validated at load and frozen. */
+export interface Calibration {
+  readonly station: string;
+  /** Region of interest in source-image pixels. */
+  readonly roi?: { readonly x: number; readonly y: number; readonly width: number; readonly height: number };
+  /** Physical scale, for defect areas in mm². */
+  readonly mmPerPixel?: number;
+  /** Minimum defect score per label; overrides the decision rules' own minScore. */
+  readonly thresholds: Readonly<Record<string, number>>;
+  readonly provenance: Readonly<Record<string, unknown>>;
+}
+
 export interface PluginContext {
   readonly log: Logger;
   /** Aborted on close; for a stage run, also when the part's cycle budget is spent. */
   readonly signal: AbortSignal;
   readonly stationId: string;
   readonly step: string;
+  /** The station's calibration, when it has one. */
+  readonly calibration?: Calibration;
   /** Resolves a path from the station file against the station root. */
   resolvePath(path: string): string;
   /** Resolves an asset reference; only inside models/, calibration/, fixtures/ of the station root, never through `..`. */
@@ -131,8 +145,16 @@ export interface SourceInstance {
   close?(): Promise<void>;
 }
 
+/** Caps an instance knows only once started (e.g. the task of the model it loaded); checked before the first frame. */
+export interface InstanceCaps {
+  readonly accepts?: readonly Caps[];
+  readonly produces?: readonly Caps[];
+}
+
 export interface StageInstance {
   run(part: Part, ctx: PluginContext): Promise<PartPatch>;
+  /** Narrows the manifest's caps after init; the runtime negotiates neighbours again with these. */
+  readonly caps?: InstanceCaps;
   close?(): Promise<void>;
 }
 

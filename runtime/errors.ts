@@ -31,6 +31,7 @@ export const ERRORS = {
   LG_ERR_STATION_NO_DECISION: def('the station has no decision step: nothing would give a verdict', false, 400),
   LG_ERR_STATION_INCOMPATIBLE: def('step "%s" produces %s but the next step "%s" accepts %s', false, 400),
   LG_ERR_STATION_PATH: def('path "%s" in step "%s" leaves the allowed folders', false, 400),
+  LG_ERR_CALIBRATION_INVALID: def('calibration file %s cannot be used: %s', false, 400),
 
   // Plugins and the registry.
   LG_ERR_PLUGIN_UNKNOWN: def('step "%s": no plugin with id %s is registered%s', false, 400),

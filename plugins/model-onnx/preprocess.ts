@@ -82,7 +82,8 @@ export async function toInputPixels(image: RawImage, spec: InputSpec, region?: R
     img = sharp(resized.data, { raw: { width: nw, height: nh, channels: resized.info.channels } }).extract({ left, top, width: W, height: H });
     transform = { originX: r.x, originY: r.y, scaleX: nw / r.width, scaleY: nh / r.height, padX: -left, padY: -top, region: r };
   }
-  const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+  // Padding (extend) adds colour channels to a grey image: the channel count is settled last.
+  const { data, info } = await img.toColourspace(spec.channels === 1 ? 'b-w' : 'srgb').raw().toBuffer({ resolveWithObject: true });
   if (info.width !== W || info.height !== H || info.channels !== spec.channels) {
     throw new Error(`preprocessing gave ${info.width}x${info.height}x${info.channels}, expected ${W}x${H}x${spec.channels}`);
   }

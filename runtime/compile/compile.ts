@@ -1,5 +1,6 @@
 import type { z } from 'zod';
-import { STAGE_KINDS, type PluginKind, type PluginModule, type StageKind } from '../contract.js';
+import { STAGE_KINDS, type Calibration, type Caps, type PluginKind, type PluginModule, type StageKind } from '../contract.js';
+import { loadCalibration } from '../config/calibration.js';
 import { LinegateError, LinegateErrors } from '../errors.js';
 import { deepFreeze } from '../config/freeze.js';
 import { loadDataFile, stationRoot } from '../config/load.js';
@@ -24,6 +25,7 @@ export interface Plan {
   readonly file: string;
   readonly root: string;
   readonly settings: StationSettings;
+  readonly calibration?: Calibration;
   readonly source: PlannedStep;
   readonly stages: readonly PlannedStep[];
   readonly sinks: readonly PlannedStep[];
@@ -37,7 +39,9 @@ export async function compileStationFile(file: string, builtins: Registry): Prom
   if (shape.success && shape.data.plugins.length > 0) {
     await loadExternalPlugins(shape.data.plugins, loaded.file, stationRoot(loaded.file, shape.data.station.root), registry);
   }
-  return compileStation(loaded.data, loaded.file, registry);
+  const plan = compileStation(loaded.data, loaded.file, registry);
+  const calibration = await loadCalibration(plan.root, plan.settings.id, plan.settings.calibration);
+  return calibration === undefined ? plan : Object.freeze({ ...plan, calibration });
 }
 
 const issuePath = (base: string, path: readonly PropertyKey[]): string =>
@@ -135,14 +139,27 @@ function checkOrder(stages: readonly (PlannedStep | undefined)[], errors: Linega
   return errors.length === before;
 }
 
-/** Downstream accepts what its upstream neighbour produces (GStreamer caps negotiation, before any data flows). */
-function checkNeighbours(chain: readonly (PlannedStep | undefined)[], errors: LinegateError[]): void {
+export interface StepCaps {
+  readonly step: PlannedStep;
+  readonly accepts?: readonly Caps[];
+  readonly produces?: readonly Caps[];
+}
+
+/**
+ * Downstream accepts what its upstream neighbour produces (GStreamer caps
+ * negotiation, before any data flows). At compile time from the manifests;
+ * again after start with the caps each instance narrowed them to.
+ */
+export function checkNeighbours(chain: readonly (PlannedStep | StepCaps | undefined)[], errors: LinegateError[]): void {
+  const capsOf = (s: PlannedStep | StepCaps): StepCaps => ('step' in s ? s : { step: s });
   for (let i = 1; i < chain.length; i++) {
-    const up = chain[i - 1];
-    const down = chain[i];
-    if (up === undefined || down === undefined) continue;
-    const produces = up.plugin.manifest.produces ?? [];
-    const accepts = down.plugin.manifest.accepts ?? [];
+    const a = chain[i - 1];
+    const b = chain[i];
+    if (a === undefined || b === undefined) continue;
+    const { step: up, produces: upProduces } = capsOf(a);
+    const { step: down, accepts: downAccepts } = capsOf(b);
+    const produces = upProduces ?? up.plugin.manifest.produces ?? [];
+    const accepts = downAccepts ?? down.plugin.manifest.accepts ?? [];
     if (negotiate(produces, accepts) === undefined) {
       errors.push(
         new LinegateError('LG_ERR_STATION_INCOMPATIBLE', [up.name, formatCaps(produces), down.name, formatCaps(accepts)], {

@@ -32,6 +32,7 @@ export const StationSettings = z
     id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
     name: z.string().optional(),
     line: z.string().optional(),
+    calibration: z.string().optional().describe('calibration file; default: calibration/<id>.json under the root, when it exists'),
     root: z.string().optional().describe('folder that relative paths resolve against; default: the parent of stations/, or the file\'s folder'),
     cycleBudgetMs: z.number().int().min(1).max(600_000).default(1000).describe('time from frame arrival to verdict before the part becomes an error'),
     maxInFlight: z.number().int().min(1).max(64).default(1).describe('parts inspected at once'),

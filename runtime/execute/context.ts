@@ -12,6 +12,7 @@ export function makeContext(plan: Plan, step: PlannedStep, log: Logger, signal: 
     signal,
     stationId: plan.settings.id,
     step: step.name,
+    ...(plan.calibration === undefined ? {} : { calibration: plan.calibration }),
     resolvePath: (p) => path.resolve(root, p),
     resolveAsset: (ref) => {
       const abs = path.resolve(root, ref);

@@ -1,11 +1,13 @@
 import type { Logger, PluginContext, SinkInstance, SourceInstance, StageInstance } from '../contract.js';
-import { LinegateError, isLinegateError, messageOf } from '../errors.js';
-import type { Plan, PlannedStep } from '../compile/compile.js';
+import { LinegateError, LinegateErrors, isLinegateError, messageOf } from '../errors.js';
+import { checkNeighbours, type Plan, type PlannedStep } from '../compile/compile.js';
 import { withTimeout } from './bounded.js';
 import { makeContext } from './context.js';
 
 export interface StartedStep<I> {
   readonly step: PlannedStep;
+  /** The instance behind the closed-guard, for what it declares (caps), never for calls. */
+  readonly raw: I;
   readonly instance: I;
   readonly ctx: PluginContext;
   /** Aborts the step's signal and closes it; idempotent and bounded. */
@@ -54,7 +56,7 @@ export async function startStep<I extends Closable>(plan: Plan, step: PlannedSte
         (err: unknown) => ctx.log.error({ err }, `closing step "${step.name}" failed`),
       );
     })());
-  return { step, instance, ctx, close };
+  return { step, raw, instance, ctx, close };
 }
 
 /** A view of `raw` whose methods refuse to run once the step is closed. */
@@ -105,12 +107,20 @@ export async function startStation(plan: Plan, log: Logger): Promise<{ started: 
     }
     const source = await startStep<SourceInstance>(plan, plan.source, log);
     startedSoFar.unshift(source);
+    negotiate(source, stages);
     let closing: Promise<void> | undefined;
     return { started: { source, stages, sinks }, close: () => (closing ??= closeAll()) };
   } catch (e) {
     await closeAll();
     throw e;
   }
+}
+
+/** Neighbours checked again with the caps the started instances narrowed theirs to (e.g. the loaded model's task). */
+function negotiate(source: StartedStep<SourceInstance>, stages: readonly StartedStep<StageInstance>[]): void {
+  const errors: LinegateError[] = [];
+  checkNeighbours([source.step, ...stages.map((s) => ({ step: s.step, ...s.raw.caps }))], errors);
+  if (errors.length > 0) throw new LinegateErrors(errors);
 }
 
 /** `steps` is in pipeline order; each close is already bounded. */

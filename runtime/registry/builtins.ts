@@ -4,10 +4,27 @@ import { imageDecode } from '../../plugins/preprocess-image-decode/index.js';
 import { imageQuality } from '../../plugins/postprocess-image-quality/index.js';
 import { thresholdRules } from '../../plugins/decision-threshold-rules/index.js';
 import { jsonlSink } from '../../plugins/sink-jsonl/index.js';
+import { onnxModel } from '../../plugins/model-onnx/index.js';
+import { classifyDecode } from '../../plugins/postprocess-classify-decode/index.js';
+import { yoloDecode } from '../../plugins/postprocess-yolo-decode/index.js';
+import { segmentDecode } from '../../plugins/postprocess-segment-decode/index.js';
+import { anomalyDecode } from '../../plugins/postprocess-anomaly-decode/index.js';
 import { Registry } from './registry.js';
 
 /** The built-in plugins: an explicit list, so what ships is what a reader sees here. */
-export const BUILTIN_PLUGINS = [folderSource, hotFolderSource, imageDecode, imageQuality, thresholdRules, jsonlSink] as const;
+export const BUILTIN_PLUGINS = [
+  folderSource,
+  hotFolderSource,
+  imageDecode,
+  onnxModel,
+  classifyDecode,
+  yoloDecode,
+  segmentDecode,
+  anomalyDecode,
+  imageQuality,
+  thresholdRules,
+  jsonlSink,
+] as const;
 
 export function builtinRegistry(): Registry {
   const registry = new Registry();

@@ -38,6 +38,26 @@ export async function sha256File(file: string): Promise<string> {
 const graphTensor = (m: ort.InferenceSession.ValueMetadata): GraphTensor =>
   m.isTensor ? { name: m.name, type: m.type, shape: m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : String(d))) } : { name: m.name, type: 'non-tensor', shape: [] };
 
+/**
+ * The graph's inputs and outputs as onnxruntime reports them, for inspecting a
+ * model that has no manifest yet: no sha256 check, one thread, no graph
+ * optimisation (loading still resolves every node, so ORT refuses what it
+ * cannot run), and the session is released before returning.
+ */
+export async function readGraph(file: string): Promise<GraphInfo> {
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(file, { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'disabled' });
+  } catch (e) {
+    throw new LinegateError('LG_ERR_MODEL_LOAD', [file, messageOf(e)], { cause: e });
+  }
+  try {
+    return { inputs: session.inputMetadata.map(graphTensor), outputs: session.outputMetadata.map(graphTensor) };
+  } finally {
+    await session.release();
+  }
+}
+
 /** Opens a session after checking the file is the one the manifest names. */
 export async function openSession(pkg: ModelPackage, options: SessionOptions): Promise<ModelSession> {
   const { manifest, onnxFile } = pkg;

@@ -30,8 +30,11 @@ async function listImages(dir: string, extensions: readonly string[], recursive:
     for (const e of await readdir(d, { withFileTypes: true })) {
       if (e.name.startsWith('.')) continue;
       const relPath = rel === '' ? e.name : `${rel}/${e.name}`;
-      if (e.isDirectory() && recursive) await walk(path.join(d, e.name), relPath);
-      else if (e.isFile() && exts.has(path.extname(e.name).toLowerCase())) out.push({ file: relPath, label: rel === '' ? undefined : rel.split('/')[0] });
+      // A symbolic link counts as what it points to (data sets are often linked in, not copied).
+      const target = e.isSymbolicLink() ? await stat(path.join(d, e.name)).catch(() => undefined) : e;
+      if (target === undefined) continue;
+      if (target.isDirectory() && recursive) await walk(path.join(d, e.name), relPath);
+      else if (target.isFile() && exts.has(path.extname(e.name).toLowerCase())) out.push({ file: relPath, label: rel === '' ? undefined : rel.split('/')[0] });
     }
   };
   await walk(dir, '');

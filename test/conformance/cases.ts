@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Part } from '../../runtime/contract.js';
 import { FIXTURE, decodedPart, frameOf } from '../helpers/samples.js';
+import { f32, identity, manifests, partWith } from '../helpers/model-parts.js';
 
 export interface ConformanceCase {
   readonly config: () => Record<string, unknown>;
@@ -31,6 +32,19 @@ export const CASES: Record<string, ConformanceCase> = {
     config: () => ({ rules: [{ label: 'crack', rejectCode: 3 }] }),
     badConfig: { rules: [{ label: 'crack', rejectCode: 1000 }] },
     input: async () => ({ frame: frameOf(), findings: { defects: [{ label: 'crack', score: 0.9 }], scores: {} } }),
+  },
+  'core/onnx-model@1': { config: () => ({ model: 'models/casting-cls/1', intraOpThreads: 1 }), badConfig: { model: 'models/casting-cls/1', tiling: { overlap: -1 } }, input: () => decodedPart() },
+  'core/classify-decode@1': { config: () => ({}), badConfig: { activation: 'softmax' }, input: async () => partWith(manifests.classification, { logits: f32([1, 3], [1, 2, 3]) }) },
+  'core/yolo-decode@1': {
+    config: () => ({ iouThreshold: 0.5 }),
+    badConfig: { iouThreshold: 2 },
+    input: async () => partWith(manifests.yolo('end2end'), { output0: f32([1, 1, 6], [10, 10, 20, 20, 0.9, 0]) }),
+  },
+  'core/segment-decode@1': { config: () => ({}), badConfig: { threshold: 'high' }, input: async () => partWith(manifests.segmentation, { masks: f32([1, 2, 10, 10], new Float32Array(200).fill(0.5)) }) },
+  'core/anomaly-decode@1': {
+    config: () => ({}),
+    badConfig: { minAreaPx: 0 },
+    input: async () => partWith(manifests.anomaly, { pred_score: f32([1], [0.9]), anomaly_map: f32([1, 1, 8, 8], new Float32Array(64).fill(0.7)) }, [identity(8, 8)]),
   },
   'core/jsonl-sink@1': { config: () => ({ dir: mkdtempSync(path.join(os.tmpdir(), 'lg-conf-jsonl-')) }), badConfig: { rotate: 'hourly' } },
 };

@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import type { Part, PluginContext, Tensor } from '../../runtime/contract.js';
-import { ModelManifest } from '../../plugins/model-onnx/manifest.js';
-import { MODEL_META_KEY, type ModelMeta } from '../../plugins/model-onnx/meta.js';
 import type { Transform } from '../../plugins/model-onnx/preprocess.js';
 import { classifyDecode } from '../../plugins/postprocess-classify-decode/index.js';
 import { yoloDecode } from '../../plugins/postprocess-yolo-decode/index.js';
@@ -10,24 +8,12 @@ import { anomalyDecode } from '../../plugins/postprocess-anomaly-decode/index.js
 import { thresholdRules } from '../../plugins/decision-threshold-rules/index.js';
 import { connectedComponents } from '../../plugins/lib/regions.js';
 import { contextFor, frameOf } from '../helpers/samples.js';
+import { f32, identity, manifests, partWith } from '../helpers/model-parts.js';
 
-const SHA = 'a'.repeat(64);
-const input = { name: 'input', width: 100, height: 100, channels: 1, color: 'GRAY', resize: { mode: 'stretch' } };
-const provenance = { data: 'synthetic', script: 'none', date: '2026-11-21' };
-
-/** Identity transform: model pixels are source pixels. */
-const identity = (w = 100, h = 100, origin = { x: 0, y: 0 }): Transform => ({ originX: origin.x, originY: origin.y, scaleX: 1, scaleY: 1, padX: 0, padY: 0, region: { ...origin, width: w, height: h } });
-
-function partWith(manifest: unknown, outputs: Record<string, Tensor>, transforms: Transform[] = [identity()]): Part {
-  const meta: ModelMeta = { manifest: ModelManifest.parse(manifest), transforms, source: { width: 100, height: 100 } };
-  return { frame: frameOf(), outputs, meta: { [MODEL_META_KEY]: meta } };
-}
-
-const f32 = (dims: number[], values: number[] | Float32Array): Tensor => ({ type: 'float32', dims, data: Float32Array.from(values) });
 const ctx = (over: Partial<PluginContext> = {}): PluginContext => ({ ...contextFor(new AbortController().signal), ...over });
 
 describe('core/classify-decode@1', () => {
-  const manifest = { name: 'c', version: '1', task: 'classification', sha256: SHA, input, decode: { kind: 'classification', output: 'logits', goodLabels: ['ok'] }, labels: ['ok', 'crack', 'burr'], thresholds: { default: 0.5 }, provenance };
+  const manifest = manifests.classification;
   const stage = () => classifyDecode.init({}, ctx());
 
   it('applies softmax and scores each defect label and the part as 1 - p(ok)', async () => {
@@ -52,8 +38,7 @@ describe('core/classify-decode@1', () => {
 });
 
 describe('core/yolo-decode@1', () => {
-  const labels = ['crack', 'pit'];
-  const manifest = (format: string) => ({ name: 'y', version: '1', task: 'detection', sha256: SHA, input, decode: { kind: 'yolo', format }, labels, thresholds: { default: 0.25 }, provenance });
+  const manifest = manifests.yolo;
   /** (1, 4+nc, N) from rows of [cx, cy, w, h, s0, s1]. */
   const raw = (cands: number[][]): Tensor => {
     const n = cands.length;
@@ -101,11 +86,11 @@ describe('connected components', () => {
 
 describe('core/segment-decode@1', () => {
   it('turns each blob of a defect class into a region with area in px and mm², ignoring the background and specks', async () => {
-    const manifest = { name: 's', version: '1', task: 'segmentation', sha256: SHA, input: { ...input, width: 10, height: 10 }, decode: { kind: 'segmentation', output: 'masks', activation: 'none', backgroundLabel: 'bg', minAreaPx: 2 }, labels: ['bg', 'crack'], thresholds: { default: 0.5 }, provenance };
+    const manifest = manifests.segmentation;
     const plane = 100;
     const data = new Float32Array(2 * plane);
     data.fill(1, 0, plane); // background everywhere ...
-    for (const [x, y] of [[2, 2], [3, 2], [2, 3], [3, 3], [8, 8]]) {
+    for (const [x, y] of [[2, 2], [3, 2], [2, 3], [3, 3], [8, 8]] as const) {
       data[y * 10 + x] = 0.1; // ... except a 2x2 crack and a 1-pixel speck
       data[plane + y * 10 + x] = 0.9;
     }
@@ -120,7 +105,7 @@ describe('core/segment-decode@1', () => {
 });
 
 describe('core/anomaly-decode@1', () => {
-  const manifest = { name: 'a', version: '1', task: 'anomaly', sha256: SHA, input: { ...input, width: 8, height: 8 }, decode: { kind: 'anomaly', minAreaPx: 1 }, labels: ['anomaly'], thresholds: { default: 0.5 }, provenance };
+  const manifest = manifests.anomaly;
   const map = new Float32Array(64).fill(0.2);
   map[9] = 0.9;
   map[10] = 0.7;

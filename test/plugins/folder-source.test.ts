@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -38,6 +38,18 @@ describe('core/folder-source@1', () => {
     ]);
     expect(frames[0]!.image).toMatchObject({ kind: 'encoded', format: 'jpg' });
     expect(Buffer.from((frames[0]!.image as { data: Buffer }).data).toString()).toBe('def/a.jpg');
+  });
+
+  it('follows symbolic links to images and folders', async () => {
+    const real = folder(['x/a.jpg', 'b.jpg']);
+    const dir = folder([]);
+    symlinkSync(path.join(real, 'x'), path.join(dir, 'linked'));
+    symlinkSync(path.join(real, 'b.jpg'), path.join(dir, 'c.jpg'));
+    const frames = await take(await init({ dir }), 10);
+    expect(frames.map((f) => [path.relative(dir, f.ref), f.label])).toEqual([
+      ['c.jpg', undefined],
+      ['linked/a.jpg', 'linked'],
+    ]);
   });
 
   it('loops with distinct part ids on every pass', async () => {

@@ -10,6 +10,7 @@ import { ROOT } from '../test/helpers/station.js';
 import { contextFor, frameOf } from '../test/helpers/samples.js';
 import { Histogram } from '../runtime/observability/histogram.js';
 import path from 'node:path';
+import { benchModel } from './models.js';
 
 const log = pino({ level: 'silent' });
 const r2 = (v: number): number => Math.round(v * 100) / 100;
@@ -36,6 +37,13 @@ async function bare(stages: StageInstance[], parts: () => Part, n: number): Prom
 }
 
 export const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
+  /** The casting classifier: preprocessing and inference per image (300x300 grey). */
+  'model-casting-cls': () => benchModel('models/casting-cls/1', 'fixtures/casting', 200),
+  /** The third-party NEU YOLOv8n (640x640, int8); skipped where ../shared is absent. */
+  'model-neu-yolov8n': () => benchModel('models/neu-yolov8n-int8/1', 'fixtures/neu-det', 40),
+  /** The magnetic-tile anomaly model. */
+  'model-magnetic-tile-anomaly': () => benchModel('models/magnetic-tile-anomaly/1', 'fixtures/magnetic-tile', 100),
+
   /** What the frame loop itself costs per part: no-op stages through the runtime vs the same work in a bare loop. */
   async 'loop-overhead'() {
     const frames = 20_000;

@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import type { Logger } from './contract.js';
 import { LinegateError, LinegateErrors, isLinegateError } from './errors.js';
@@ -7,6 +10,7 @@ import { createLogger } from './observability/logger.js';
 import { builtinRegistry } from './registry/builtins.js';
 import { Station } from './station.js';
 import { printPlan } from './cli-format.js';
+import { draftManifest, formatInspection, inspectModel, modelFileSize, type Draft } from '../plugins/model-onnx/inspect.js';
 
 /** Exit codes: 0 success, 1 runtime failure, 2 bad input (a station file, an argument). */
 const EXIT = { ok: 0, runtime: 1, input: 2 } as const;
@@ -15,6 +19,14 @@ const positiveInt = (v: string): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
   return n;
+};
+
+const sizeArg = (v: string): { width: number; height: number } => {
+  const m = /^(\d+)x(\d+)$/i.exec(v.trim());
+  const width = Number(m?.[1]);
+  const height = Number(m?.[2]);
+  if (m === null || width < 1 || height < 1 || width > 16_384 || height > 16_384) throw new InvalidArgumentError('must be WIDTHxHEIGHT in pixels, e.g. 256x256');
+  return { width, height };
 };
 
 /** Coded errors to stderr, one per line; the exit code says whether the input or the run was at fault. */
@@ -59,6 +71,44 @@ async function runCommand(file: string, opts: { maxFrames?: number; logLevel?: s
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+interface InspectOptions {
+  out?: string;
+  force?: boolean;
+  size?: { width: number; height: number };
+  json?: boolean;
+}
+
+/** `models inspect`: the report on stdout, the draft model.json on disk, what to review on stderr. */
+async function inspectCommand(file: string, opts: InspectOptions): Promise<number> {
+  const onnx = path.resolve(file);
+  const out = path.resolve(opts.out ?? path.join(path.dirname(onnx), 'model.json'));
+  await modelFileSize(onnx);
+  if (out === onnx) throw new LinegateError('LG_ERR_CLI_USAGE', [`--out ${out} is the model file itself`]);
+  if (opts.force !== true && existsSync(out)) throw new LinegateError('LG_ERR_CLI_USAGE', [`${out} already exists: pass --force to overwrite it, or --out to write elsewhere`]);
+  const inspection = await inspectModel(onnx);
+  const rel = path.relative(path.dirname(out), inspection.file).split(path.sep).join('/');
+  let draft: Draft;
+  try {
+    draft = draftManifest(inspection, { file: rel, ...(opts.size === undefined ? {} : { size: opts.size }) });
+  } catch (e) {
+    // What the file says is still worth seeing when no draft can be made.
+    if (opts.json !== true) process.stdout.write(formatInspection(inspection));
+    throw e;
+  }
+  try {
+    await writeFile(out, `${JSON.stringify(draft.manifest, null, 2)}\n`, { flag: opts.force === true ? 'w' : 'wx' });
+  } catch (e) {
+    throw new LinegateError('LG_ERR_CLI_USAGE', [`cannot write the draft to ${out}: ${e instanceof Error ? e.message : String(e)}`], { cause: e });
+  }
+  if (opts.json === true) {
+    process.stdout.write(`${JSON.stringify({ inspection, draft: { file: out, recognisedAs: draft.recognisedAs, manifest: draft.manifest, review: draft.review } }, null, 2)}\n`);
+  } else {
+    process.stdout.write(formatInspection(inspection, { draft, out }));
+    process.stderr.write(`${out} is a DRAFT; review before use:\n${draft.review.map((r) => `  - ${r}\n`).join('')}`);
+  }
+  return EXIT.ok;
 }
 
 export function buildCli(): Command {
@@ -107,6 +157,21 @@ export function buildCli(): Command {
         .list()
         .map(({ plugin: { manifest: m } }) => ({ id: m.id, kind: m.kind, description: m.description }));
       process.stdout.write(opts.json === true ? `${JSON.stringify(list, null, 2)}\n` : list.map((p) => `${p.id.padEnd(28)} ${p.kind.padEnd(12)} ${p.description}\n`).join(''));
+    });
+
+  const models = program.command('models').description('model packages: inspect an ONNX file and draft its model.json');
+  models
+    .command('inspect')
+    .description(
+      'print what an ONNX file says about itself (inputs, outputs, opsets, producer, metadata) and write a DRAFT model.json for it (Ultralytics detect/classify, anomalib, or a one-output classifier/segmenter); what a person must confirm goes to stderr',
+    )
+    .argument('<model>', 'the .onnx file')
+    .option('--out <file>', 'where to write the draft (default: model.json beside the .onnx)')
+    .option('--force', 'overwrite the draft file if it exists')
+    .option('--size <WxH>', 'input width x height, for graphs whose height and width are dynamic', sizeArg)
+    .option('--json', 'print the inspection and the draft (with the review notes) as JSON')
+    .action(async (file: string, opts: InspectOptions) => {
+      process.exitCode = await inspectCommand(file, opts);
     });
 
   return program;

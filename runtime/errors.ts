@@ -57,6 +57,7 @@ export const ERRORS = {
   LG_ERR_MODEL_LOAD: def('onnxruntime cannot load %s: %s', false, 400),
   LG_ERR_MODEL_INPUT: def('model %s: %s', false, 400),
   LG_ERR_MODEL_OUTPUT: def('model %s: %s', false, 400),
+  LG_ERR_MODEL_UNSUPPORTED: def('model %s is not one linegate can decode: %s', false, 400),
   LG_ERR_MODEL_RUN: def('model %s failed on part %s: %s', false, 500, 907),
   LG_ERR_MODEL_DECODE: def('cannot decode the output of model %s: %s', false, 500, 908),
 

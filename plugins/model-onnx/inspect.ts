@@ -32,17 +32,22 @@ export interface Inspection {
   readonly outputs: readonly GraphTensor[];
 }
 
-/** Reads an ONNX file: its top-level protobuf fields, then the graph's inputs and outputs through onnxruntime. */
-export async function inspectModel(file: string): Promise<Inspection> {
+/** The size of a model file; LG_ERR_MODEL_FILE when it is missing, unreadable or not a file. */
+export async function modelFileSize(file: string): Promise<number> {
   const abs = path.resolve(file);
-  let bytes: number;
   try {
     const s = await stat(abs);
     if (!s.isFile()) throw new Error('not a regular file');
-    bytes = s.size;
+    return s.size;
   } catch (e) {
     throw new LinegateError('LG_ERR_MODEL_FILE', [abs, messageOf(e)], { cause: e });
   }
+}
+
+/** Reads an ONNX file: its top-level protobuf fields, then the graph's inputs and outputs through onnxruntime. */
+export async function inspectModel(file: string): Promise<Inspection> {
+  const abs = path.resolve(file);
+  const bytes = await modelFileSize(abs);
   let info: OnnxModelInfo;
   try {
     info = readOnnxModelInfo(abs);
@@ -162,7 +167,7 @@ function planInput(i: Inspection, opts: DraftOptions, review: string[], hint?: {
 }
 
 /** `models/<name>/<version>/x.onnx` -> name and version; `models/<name>/x.onnx` -> name; else the file stem. */
-export function nameAndVersion(file: string): { name: string; version: string } {
+export function nameAndVersion(file: string): { name: string; version: string; fromPath: boolean } {
   const parts = path.resolve(file).split(path.sep);
   const n = parts.length;
   const versionOk = (v: string | undefined): v is string => v !== undefined && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v);
@@ -172,9 +177,9 @@ export function nameAndVersion(file: string): { name: string; version: string } 
       .replace(/[^a-z0-9._-]+/g, '-')
       .replace(/^[^a-z0-9]+/, '')
       .replace(/-+$/, '') || 'model';
-  if (parts[n - 4] === 'models' && parts[n - 3] !== undefined && versionOk(parts[n - 2])) return { name: sanitise(parts[n - 3]!), version: parts[n - 2]! };
-  if (parts[n - 3] === 'models' && parts[n - 2] !== undefined) return { name: sanitise(parts[n - 2]!), version: '1' };
-  return { name: sanitise(path.basename(file).replace(/\.onnx$/i, '')), version: '1' };
+  if (parts[n - 4] === 'models' && parts[n - 3] !== undefined && versionOk(parts[n - 2])) return { name: sanitise(parts[n - 3]!), version: parts[n - 2]!, fromPath: true };
+  if (parts[n - 3] === 'models' && parts[n - 2] !== undefined) return { name: sanitise(parts[n - 2]!), version: '1', fromPath: false };
+  return { name: sanitise(path.basename(file).replace(/\.onnx$/i, '')), version: '1', fromPath: false };
 }
 
 const LETTERBOX_NOTE =
@@ -201,7 +206,8 @@ function ultralytics(i: Inspection, opts: DraftOptions, review: string[]): Famil
   const out = i.outputs[0];
   if (out === undefined) throw unsupported(i, 'the graph has no outputs');
   if (i.outputs.length > 1) review.push(`decode.output: the graph has ${i.outputs.length} outputs (${tensorList(i.outputs)}); the draft decodes the first`);
-  const channels = imgszOf(md.channels)?.width;
+  const ch = tryPyLiteral(md.channels ?? '');
+  const channels = typeof ch === 'number' ? ch : undefined;
   const input = planInput(i, opts, review, { ...(imgszOf(md.imgsz) === undefined ? {} : { size: imgszOf(md.imgsz)! }), ...(channels === undefined ? {} : { channels }), layout: 'NCHW' });
   const color = input.channels === 1 ? 'GRAY' : 'RGB';
   let labels = namesOf(md.names);
@@ -326,7 +332,7 @@ export function draftManifest(i: Inspection, opts: DraftOptions = {}): Draft {
   const md = i.metadata;
   const outNames = new Set(i.outputs.map((o) => o.name));
   const family = md.task !== undefined ? ultralytics(i, opts, review) : outNames.has('pred_score') || outNames.has('anomaly_map') ? anomalib(i, opts, review) : generic(i, opts, review);
-  const { name, version } = nameAndVersion(i.file);
+  const { name, version, fromPath } = nameAndVersion(i.file);
   const producer = `${i.producerName} ${i.producerVersion}`.trim();
   const isUltralytics = md.author === 'Ultralytics' || md.task !== undefined;
   const source = [isUltralytics && md.version !== undefined ? `Ultralytics ${md.version}` : '', producer === '' ? '' : `ONNX producer ${producer}`].filter(Boolean).join('; ') || 'unknown producer';
@@ -335,7 +341,7 @@ export function draftManifest(i: Inspection, opts: DraftOptions = {}): Draft {
   review.push('thresholds: default 0.5 and no per-label thresholds are placeholders: choose them on held-out validation data');
   review.push('provenance.data and provenance.script are TODO: say what the model was trained and validated on, and the script that made it');
   if (md.date !== undefined) review.push(`provenance.date is today; the metadata says the model was exported ${md.date}`);
-  if (name === 'model' || version === '1') review.push(`name "${name}" and version "${version}" come from the file's path: put the package in models/<name>/<version>/`);
+  if (!fromPath) review.push(`name "${name}" and version "${version}" are guessed from the file's path: set them, and keep the package in models/<name>/<version>/`);
   const file = opts.file ?? 'model.onnx';
   if (file !== 'model.onnx') review.push(`file "${file}": model packages keep model.onnx beside model.json; station paths may not leave models/`);
   const manifest: ManifestDraft = {

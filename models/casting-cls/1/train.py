@@ -60,9 +60,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--fixtures-prep", default=str(ROOT / "var/prep/casting-fixtures"), help="prepared PNGs of fixtures/casting")
     p.add_argument("--fixtures", default=str(ROOT / "fixtures/casting"), help="original fixture JPEGs (for names and parity paths)")
     p.add_argument("--out", default=str(HERE), help="package folder to write")
-    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=2)
     return p.parse_args()
 
@@ -225,7 +225,7 @@ def main() -> None:
     model = CastingNet()
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=1e-5)
     steps_per_epoch = len(xtr) // args.batch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.15)
     gen = torch.Generator().manual_seed(SEED)
 
     history = []

@@ -1,0 +1,131 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileStationFile } from '../../runtime/compile/compile.js';
+import { LinegateErrors } from '../../runtime/errors.js';
+import { builtinRegistry } from '../../runtime/registry/builtins.js';
+import { Station } from '../../runtime/station.js';
+import { onnxModel } from '../../plugins/model-onnx/index.js';
+import { contextFor, decodedPart } from '../helpers/samples.js';
+import { ROOT, silentLog } from '../helpers/station.js';
+
+const PACKAGE = path.join(ROOT, 'models/casting-cls/1');
+
+/** A station root in a temp folder holding a copy of the casting package, its model.json edited by `edit`. */
+function rootWithPackage(edit: (m: Record<string, unknown>) => void, onnx?: (bytes: Buffer) => Buffer): string {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'lg-model-'));
+  const dir = path.join(root, 'models/casting-cls/1');
+  mkdirSync(dir, { recursive: true });
+  const manifest = JSON.parse(readFileSync(path.join(PACKAGE, 'model.json'), 'utf8')) as Record<string, unknown>;
+  edit(manifest);
+  writeFileSync(path.join(dir, 'model.json'), JSON.stringify(manifest));
+  const bytes = readFileSync(path.join(PACKAGE, 'model.onnx'));
+  writeFileSync(path.join(dir, 'model.onnx'), onnx === undefined ? bytes : onnx(bytes));
+  return root;
+}
+
+const init = (root: string) =>
+  onnxModel.init(onnxModel.manifest.config.parse({ model: 'models/casting-cls/1', warmup: false }), contextFor(new AbortController().signal, root));
+
+describe('core/onnx-model@1 refuses a package that does not match its graph, at start', () => {
+  it('names both shapes when model.json lies about the input size', async () => {
+    const root = rootWithPackage((m) => Object.assign(m.input as object, { width: 224, height: 224 }));
+    const err = await init(root).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(err?.code).toBe('LG_ERR_MODEL_INPUT');
+    expect(err?.message).toContain('[N,1,224,224]');
+    expect(err?.message).toMatch(/graph's is \[[^\]]*,1,300,300\]/);
+  });
+
+  it('names the input when model.json gives the wrong tensor name', async () => {
+    const root = rootWithPackage((m) => Object.assign(m.input as object, { name: 'images' }));
+    await expect(init(root)).rejects.toMatchObject({ code: 'LG_ERR_MODEL_INPUT', message: expect.stringContaining('input "images" is not in the graph') });
+  });
+
+  it('names the output a decoder needs when the graph lacks it', async () => {
+    const root = rootWithPackage((m) => Object.assign(m.decode as object, { output: 'probabilities' }));
+    await expect(init(root)).rejects.toMatchObject({ code: 'LG_ERR_MODEL_OUTPUT', message: expect.stringContaining('output "probabilities" is not in the graph') });
+  });
+
+  it('refuses a class count that does not fit the output', async () => {
+    const root = rootWithPackage((m) => (m.labels = ['ok', 'defect', 'burr']));
+    await expect(init(root)).rejects.toMatchObject({ code: 'LG_ERR_MODEL_OUTPUT', message: expect.stringContaining('3 labels') });
+  });
+
+  it('refuses a model file that is not the one model.json names by sha256', async () => {
+    const root = rootWithPackage(() => undefined, (b) => Buffer.concat([b, Buffer.from([0])]));
+    await expect(init(root)).rejects.toMatchObject({ code: 'LG_ERR_MODEL_HASH' });
+  });
+
+  it('refuses a manifest that fails its schema, naming the field', async () => {
+    const root = rootWithPackage((m) => Object.assign(m.input as object, { resize: { mode: 'squash' } }));
+    await expect(init(root)).rejects.toMatchObject({ code: 'LG_ERR_MODEL_MANIFEST', message: expect.stringContaining('input.resize') });
+  });
+
+  it('refuses a corrupt model file that the manifest matches, as a load error', async () => {
+    const root = rootWithPackage(() => undefined);
+    const dir = path.join(root, 'models/casting-cls/1');
+    const broken = readFileSync(path.join(dir, 'model.onnx')).subarray(0, 4000);
+    writeFileSync(path.join(dir, 'model.onnx'), broken);
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'model.json'), 'utf8')) as { sha256: string };
+    manifest.sha256 = (await import('node:crypto')).createHash('sha256').update(broken).digest('hex');
+    writeFileSync(path.join(dir, 'model.json'), JSON.stringify(manifest));
+    await expect(init(root)).rejects.toMatchObject({ code: 'LG_ERR_MODEL_LOAD' });
+  });
+
+  it('stops a station whose decoder does not fit the model task before the first frame', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-task-'));
+    const file = path.join(dir, 'station.yaml');
+    writeFileSync(
+      file,
+      readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8')
+        .replace('station:\n', `station:\n  root: ${ROOT}\n`)
+        .replace('core/classify-decode@1', 'core/yolo-decode@1')
+        .replace(/sinks:[\s\S]*$/, ''),
+    );
+    const station = new Station(await compileStationFile(file, builtinRegistry()), silentLog);
+    const err = await station.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(LinegateErrors);
+    const first = (err as LinegateErrors).errors[0]!;
+    expect(first).toMatchObject({ code: 'LG_ERR_STATION_INCOMPATIBLE', step: 'classify' });
+    expect(first.message).toContain('model/output(task=classification)');
+    expect(first.message).toContain('model/output(task=detection)');
+    await station.close();
+  });
+});
+
+describe('core/onnx-model@1 at work', () => {
+  it('runs the casting model on a real photo and tags the part with the model that judged it', async () => {
+    const stage = await onnxModel.init(onnxModel.manifest.config.parse({ model: 'models/casting-cls/1' }), contextFor(new AbortController().signal));
+    try {
+      const gray = await decodedPart();
+      const part = { ...gray, image: { ...gray.image!, data: Uint8Array.from({ length: 300 * 300 }, (_, i) => gray.image!.data[i * 3]!), channels: 1 as const, colorOrder: 'GRAY' as const } };
+      const out = await stage.run(part, contextFor(new AbortController().signal));
+      expect(out.outputs!.logits!.dims).toEqual([1, 2]);
+      expect(out.model).toMatchObject({ name: 'casting-cls', version: '1', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    } finally {
+      await stage.close?.();
+    }
+  });
+
+  it('cuts a large image into tiles, runs them, and gives one output row per tile', async () => {
+    const root = rootWithPackage(() => undefined);
+    const stage = await onnxModel.init(onnxModel.manifest.config.parse({ model: 'models/casting-cls/1', tiling: { overlap: 20 } }), contextFor(new AbortController().signal, root));
+    try {
+      const big = { kind: 'raw' as const, data: new Uint8Array(700 * 400).fill(128), width: 700, height: 400, channels: 1 as const, colorOrder: 'GRAY' as const };
+      const out = await stage.run({ frame: (await decodedPart()).frame, image: big }, contextFor(new AbortController().signal));
+      expect(out.outputs!.logits!.dims).toEqual([6, 2]); // 3 x 2 tiles of 300 px
+      const meta = out.meta!['core/onnx-model'] as { transforms: { region: { x: number; y: number } }[] };
+      expect(meta.transforms.map((t) => [t.region.x, t.region.y])).toEqual([[0, 0], [200, 0], [400, 0], [0, 100], [200, 100], [400, 100]]);
+    } finally {
+      await stage.close?.();
+    }
+  });
+});
+

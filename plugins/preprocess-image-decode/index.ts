@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { z } from 'zod';
 import { definePlugin, type RawImage } from '../../runtime/contract.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
+import { decodeBmp, isBmp } from './bmp.js';
 
 const Config = z
   .object({
@@ -27,7 +28,15 @@ export const imageDecode = definePlugin({
     return {
       async run(part, ctx) {
         ctx.signal.throwIfAborted();
-        const src = part.frame.image;
+        const frameImage = part.frame.image;
+        let src = frameImage;
+        if (frameImage.kind === 'encoded' && isBmp(frameImage.data)) {
+          try {
+            src = decodeBmp(frameImage.data);
+          } catch (e) {
+            throw new LinegateError('LG_ERR_IMAGE_DECODE', [part.frame.ref, messageOf(e)], { step: ctx.step, cause: e });
+          }
+        }
         if (src.kind === 'raw' && src.data.length !== src.width * src.height * src.channels) {
           throw new LinegateError('LG_ERR_IMAGE_FORMAT', [part.frame.ref, `${src.data.length} bytes for ${src.width}x${src.height}x${src.channels}`], { step: ctx.step });
         }

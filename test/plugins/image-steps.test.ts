@@ -6,6 +6,7 @@ import { imageQuality, measure } from '../../plugins/postprocess-image-quality/i
 import { thresholdRules } from '../../plugins/decision-threshold-rules/index.js';
 import { FIXTURE, contextFor, frameOf, rawOf } from '../helpers/samples.js';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 
 const ctx = () => contextFor(new AbortController().signal);
 const decode = (config: Record<string, unknown> = {}): Promise<StageInstance> => imageDecode.init(imageDecode.manifest.config.parse(config), ctx());
@@ -98,5 +99,28 @@ describe('core/threshold-rules@1', () => {
   it('refuses two rules with the same id', () => {
     const r = thresholdRules.manifest.config.safeParse({ rules: [{ label: 'a', rejectCode: 1 }, { label: 'a', rejectCode: 2 }] });
     expect(r.success).toBe(false);
+  });
+});
+
+describe('core/image-decode@1 on BMP (which libvips cannot read)', () => {
+  const dir = path.resolve(import.meta.dirname, '../cases/bmp');
+  const cases: [string, string, 'RGB' | 'GRAY'][] = [
+    ['rgb24.bmp', 'expected-rgb.png', 'RGB'],
+    ['rgba32.bmp', 'expected-rgb.png', 'RGB'],
+    ['gray8.bmp', 'expected-gray.png', 'GRAY'],
+    ['palette8.bmp', 'expected-palette.png', 'RGB'],
+    ['mono1.bmp', 'expected-mono.png', 'GRAY'],
+  ];
+
+  it.each(cases)('decodes %s to the pixels of %s', async (bmp, png, color) => {
+    const out = await (await decode({ color })).run({ frame: { ...frameOf(), image: { kind: 'encoded', data: readFileSync(path.join(dir, bmp)) } } }, ctx());
+    const want = await sharp(path.join(dir, png)).toColourspace(color === 'GRAY' ? 'b-w' : 'srgb').raw().toBuffer({ resolveWithObject: true });
+    expect([out.image!.width, out.image!.height]).toEqual([23, 17]);
+    expect(Buffer.compare(Buffer.from(out.image!.data), want.data)).toBe(0);
+  });
+
+  it('refuses a truncated BMP with LG_ERR_IMAGE_DECODE saying so', async () => {
+    const data = readFileSync(path.join(dir, 'rgb24.bmp')).subarray(0, 600);
+    await expect((await decode()).run({ frame: { ...frameOf(), image: { kind: 'encoded', data } } }, ctx())).rejects.toMatchObject({ code: 'LG_ERR_IMAGE_DECODE', message: expect.stringContaining('truncated') });
   });
 });

@@ -268,7 +268,7 @@ function anomalib(i: Inspection, opts: DraftOptions, review: string[]): Family {
     minAreaPx: 4,
   };
   if (!names.has('anomaly_map')) {
-    review.push('decode.map: the graph has no anomaly_map, so the draft names none; ModelManifest fills in map "anomaly_map" by default, which the model step will then look for: check the package loads');
+    review.push('decode.map: the graph has no anomaly_map, so parts get an image score but no defect regions');
   }
   review.push('input: anomalib bakes its resize and ImageNet normalisation into the graph, so the draft feeds 0-1 RGB (scale 1/255, mean 0, std 1) with a stretch resize: confirm against the export');
   review.push("decode.threshold 0.5: anomalib normalises scores so the validation threshold sits at 0.5; lower it for fewer escapes (the threshold was chosen by F1, not for zero escapes)");

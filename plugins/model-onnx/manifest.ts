@@ -73,7 +73,7 @@ export const DecodeSpec = z.discriminatedUnion('kind', [
     .object({
       kind: z.literal('anomaly'),
       score: z.string().default('pred_score').describe('image score output, normalised so the cut is at `threshold`'),
-      map: z.string().optional().default('anomaly_map'),
+      map: z.string().optional().describe('anomaly map output (N, 1, H, W); without it, no regions, only the image score'),
       label: z.string().optional(),
       mask: z.string().optional(),
       threshold: z.number().min(0).max(1).default(0.5).describe('anomalib normalises scores so the trained threshold sits at 0.5'),

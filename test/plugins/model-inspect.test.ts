@@ -256,6 +256,24 @@ describe('draftManifest on ONNX graphs built byte by byte', () => {
     expect(c.manifest).toMatchObject({ name: 'cls-net-v2', task: 'classification', labels: ['class0', 'class1', 'class2'], decode: { kind: 'classification', output: 'logits', activation: 'softmax', goodLabels: ['class0'] } });
     expect(c.review.some((r) => /placeholders/.test(r))).toBe(true);
 
+    const yoloCls = await inspectModel(
+      onnxFile(dir, 'yolo-cls.onnx', {
+        inputs: [['images', [1, 3, 32, 32]]],
+        outputs: [['output0', [1, 3]]],
+        nodes: [node('ReduceMean', ['images'], ['output0'], { axes: [2, 3], keepdims: 0 })],
+        metadata: { author: 'Ultralytics', version: '8.3.0', task: 'classify', imgsz: '[32, 32]', names: "{2: 'crack', 0: 'good', 1: 'pit'}" },
+      }),
+    );
+    const y = draftManifest(yoloCls, { today: TODAY });
+    validates(y.manifest);
+    expect(y.manifest).toMatchObject({
+      task: 'classification',
+      labels: ['good', 'pit', 'crack'],
+      input: { width: 32, height: 32, resize: { mode: 'center-crop' } },
+      decode: { kind: 'classification', output: 'output0', activation: 'none', goodLabels: ['good'] },
+      provenance: { source: 'Ultralytics 8.3.0; ONNX producer linegate-test 0.1' },
+    });
+
     const seg = await inspectModel(
       onnxFile(dir, 'seg.onnx', { inputs: [['image', [1, 1, 16, 16]]], outputs: [['mask', [1, 1, 16, 16]]], nodes: [node('Identity', ['image'], ['mask'])] }),
     );

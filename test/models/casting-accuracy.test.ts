@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileStationFile } from '../../runtime/compile/compile.js';
+import type { InspectionResult } from '../../runtime/result.js';
+import { builtinRegistry } from '../../runtime/registry/builtins.js';
+import { Station } from '../../runtime/station.js';
+import { ROOT, silentLog } from '../helpers/station.js';
+
+const DATA = path.resolve(ROOT, '../shared/datasets/casting/train');
+
+/** The held-out test split of models/casting-cls/1/train.py: sha256(stem) bucket 10-19 of 100 (0-9 chose the threshold). */
+const bucket = (stem: string): number => Number.parseInt(createHash('sha256').update(stem).digest('hex').slice(0, 8), 16) % 100;
+
+/**
+ * The casting model as the station runs it (decode, model, decoder, rules
+ * with the model's own threshold) on held-out images it never trained on.
+ * Needs ../shared; skipped without it.
+ */
+describe.skipIf(!existsSync(DATA))('stations/casting.yaml on held-out casting images (needs ../shared)', () => {
+  it('reaches >= 98% accuracy with <= 1% escapes at the model default threshold', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-casting-'));
+    for (const cls of ['ok_front', 'def_front']) {
+      mkdirSync(path.join(dir, cls));
+      for (const f of readdirSync(path.join(DATA, cls))) {
+        const b = bucket(f.replace(/\.jpeg$/, ''));
+        if (b >= 10 && b < 20) symlinkSync(path.join(DATA, cls, f), path.join(dir, cls, f));
+      }
+    }
+    const file = path.join(dir, 'station.yaml');
+    writeFileSync(
+      file,
+      readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8')
+        .replace('station:\n', `station:\n  root: ${ROOT}\n`)
+        .replace('dir: fixtures/casting', `dir: ${dir}`)
+        .replace(/sinks:[\s\S]*$/, ''),
+    );
+    const station = new Station(await compileStationFile(file, builtinRegistry()), silentLog);
+    const results: InspectionResult[] = [];
+    station.on('result', (r) => results.push(r));
+    const summary = await station.run();
+    await station.close();
+    expect(summary.error).toBe(0);
+    const defective = results.filter((r) => r.source.label === 'def_front');
+    const good = results.filter((r) => r.source.label === 'ok_front');
+    const escapes = defective.filter((r) => r.verdict === 'pass').length;
+    const overkill = good.filter((r) => r.verdict !== 'pass').length;
+    const accuracy = (results.length - escapes - overkill) / results.length;
+    console.info(JSON.stringify({ casting: { images: results.length, defective: defective.length, good: good.length, accuracy, escapeRate: escapes / defective.length, overkillRate: overkill / good.length } }));
+    expect(results.length).toBeGreaterThan(200);
+    expect(accuracy).toBeGreaterThanOrEqual(0.98);
+    expect(escapes / defective.length).toBeLessThanOrEqual(0.01);
+  }, 180_000);
+});

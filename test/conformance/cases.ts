@@ -3,12 +3,12 @@
  * config, an invalid one, and one unit of work. A new plugin without a case
  * here fails the suite.
  */
-import { cpSync, mkdtempSync } from 'node:fs';
-import os from 'node:os';
+import { cpSync } from 'node:fs';
 import path from 'node:path';
 import type { Part } from '../../runtime/contract.js';
 import { FIXTURE, decodedPart, frameOf } from '../helpers/samples.js';
 import { f32, identity, manifests, partWith } from '../helpers/model-parts.js';
+import { scratch } from '../helpers/scratch.js';
 
 export interface ConformanceCase {
   readonly config: () => Record<string, unknown>;
@@ -18,7 +18,7 @@ export interface ConformanceCase {
 }
 
 function hotDir(): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-conf-hot-'));
+  const dir = scratch('lg-conf-hot-');
   cpSync(FIXTURE, path.join(dir, 'a.jpeg'));
   return dir;
 }
@@ -46,5 +46,5 @@ export const CASES: Record<string, ConformanceCase> = {
     badConfig: { minAreaPx: 0 },
     input: async () => partWith(manifests.anomaly, { pred_score: f32([1], [0.9]), anomaly_map: f32([1, 1, 8, 8], new Float32Array(64).fill(0.7)) }, [identity(8, 8)]),
   },
-  'core/jsonl-sink@1': { config: () => ({ dir: mkdtempSync(path.join(os.tmpdir(), 'lg-conf-jsonl-')) }), badConfig: { rotate: 'hourly' } },
+  'core/jsonl-sink@1': { config: () => ({ dir: scratch('lg-conf-jsonl-') }), badConfig: { rotate: 'hourly' } },
 };

@@ -32,5 +32,5 @@ export const manifests = {
   classification: { name: 'c', version: '1', task: 'classification', sha256: SHA, input: INPUT, decode: { kind: 'classification', output: 'logits', goodLabels: ['ok'] }, labels: ['ok', 'crack', 'burr'], thresholds: { default: 0.5 }, provenance: PROVENANCE },
   yolo: (format: string) => ({ name: 'y', version: '1', task: 'detection', sha256: SHA, input: INPUT, decode: { kind: 'yolo', format }, labels: ['crack', 'pit'], thresholds: { default: 0.25 }, provenance: PROVENANCE }),
   segmentation: { name: 's', version: '1', task: 'segmentation', sha256: SHA, input: { ...INPUT, width: 10, height: 10 }, decode: { kind: 'segmentation', output: 'masks', activation: 'none', backgroundLabel: 'bg', minAreaPx: 2 }, labels: ['bg', 'crack'], thresholds: { default: 0.5 }, provenance: PROVENANCE },
-  anomaly: { name: 'a', version: '1', task: 'anomaly', sha256: SHA, input: { ...INPUT, width: 8, height: 8 }, decode: { kind: 'anomaly', minAreaPx: 1 }, labels: ['anomaly'], thresholds: { default: 0.5 }, provenance: PROVENANCE },
+  anomaly: { name: 'a', version: '1', task: 'anomaly', sha256: SHA, input: { ...INPUT, width: 8, height: 8 }, decode: { kind: 'anomaly', map: 'anomaly_map', minAreaPx: 1 }, labels: ['anomaly'], thresholds: { default: 0.5 }, provenance: PROVENANCE },
 };

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileStationFile } from '../../runtime/compile/compile.js';
@@ -8,6 +7,7 @@ import type { InspectionResult } from '../../runtime/result.js';
 import { builtinRegistry } from '../../runtime/registry/builtins.js';
 import { Station } from '../../runtime/station.js';
 import { ROOT, silentLog } from '../helpers/station.js';
+import { scratch } from '../helpers/scratch.js';
 
 const DATA = path.resolve(ROOT, '../shared/datasets/casting/train');
 
@@ -21,7 +21,7 @@ const bucket = (stem: string): number => Number.parseInt(createHash('sha256').up
  */
 describe.skipIf(!existsSync(DATA))('stations/casting.yaml on held-out casting images (needs ../shared)', () => {
   it('reaches >= 98% accuracy with <= 1% escapes at the model default threshold', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-casting-'));
+    const dir = scratch('lg-casting-');
     for (const cls of ['ok_front', 'def_front']) {
       mkdirSync(path.join(dir, cls));
       for (const f of readdirSync(path.join(DATA, cls))) {

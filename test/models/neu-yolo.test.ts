@@ -1,5 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileStationFile } from '../../runtime/compile/compile.js';
@@ -8,6 +7,7 @@ import { builtinRegistry } from '../../runtime/registry/builtins.js';
 import { Station } from '../../runtime/station.js';
 import { ROOT, silentLog } from '../helpers/station.js';
 import { iou, readVoc } from '../helpers/voc.js';
+import { scratch } from '../helpers/scratch.js';
 
 const SHARED = path.resolve(ROOT, '../shared');
 const NEU = path.join(SHARED, 'datasets/neu-det');
@@ -29,7 +29,7 @@ describe.skipIf(!existsSync(MODEL) || !existsSync(NEU))('the NEU YOLOv8n detecto
       const list = byClass.get(cls) ?? [];
       if (list.length < PER_CLASS) byClass.set(cls, [...list, f]);
     }
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-neu-'));
+    const dir = scratch('lg-neu-');
     mkdirSync(path.join(dir, 'imgs'));
     for (const f of [...byClass.values()].flat()) symlinkSync(path.join(NEU, 'IMAGES', f), path.join(dir, 'imgs', f));
     const station = path.join(dir, 'station.yaml');

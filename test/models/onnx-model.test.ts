@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileStationFile } from '../../runtime/compile/compile.js';
@@ -9,12 +8,13 @@ import { Station } from '../../runtime/station.js';
 import { onnxModel } from '../../plugins/model-onnx/index.js';
 import { contextFor, decodedPart } from '../helpers/samples.js';
 import { ROOT, silentLog } from '../helpers/station.js';
+import { scratch } from '../helpers/scratch.js';
 
 const PACKAGE = path.join(ROOT, 'models/casting-cls/1');
 
 /** A station root in a temp folder holding a copy of the casting package, its model.json edited by `edit`. */
 function rootWithPackage(edit: (m: Record<string, unknown>) => void, onnx?: (bytes: Buffer) => Buffer): string {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'lg-model-'));
+  const root = scratch('lg-model-');
   const dir = path.join(root, 'models/casting-cls/1');
   mkdirSync(dir, { recursive: true });
   const manifest = JSON.parse(readFileSync(path.join(PACKAGE, 'model.json'), 'utf8')) as Record<string, unknown>;
@@ -77,7 +77,7 @@ describe('core/onnx-model@1 refuses a package that does not match its graph, at 
   });
 
   it('stops a station whose decoder does not fit the model task before the first frame', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-task-'));
+    const dir = scratch('lg-task-');
     const file = path.join(dir, 'station.yaml');
     writeFileSync(
       file,

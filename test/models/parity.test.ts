@@ -12,9 +12,12 @@ import { ROOT } from '../helpers/station.js';
  * preprocessing, must give what the training framework gave at export on the
  * same fixture images. Every model package with a parity.json is a case:
  *   { tolerance, cases: [{ file, <output>: [...], <output>_sum, <output>_max, <output>_sample: [first values] }] }
+ * Other keys of a case (its label, a derived score) describe it and are not compared;
+ * every case must compare at least one output.
  */
-const packages = readdirSync(path.join(ROOT, 'models'))
-  .flatMap((name) => (existsSync(path.join(ROOT, 'models', name)) ? readdirSync(path.join(ROOT, 'models', name)).map((v) => `models/${name}/${v}`) : []))
+const packages = readdirSync(path.join(ROOT, 'models'), { withFileTypes: true })
+  .filter((e) => e.isDirectory())
+  .flatMap((e) => readdirSync(path.join(ROOT, 'models', e.name)).map((v) => `models/${e.name}/${v}`))
   .filter((p) => existsSync(path.join(ROOT, p, 'parity.json')));
 
 interface Parity {
@@ -37,8 +40,8 @@ describe('model parity with the training framework', () => {
       const model = await onnxModel.init(onnxModel.manifest.config.parse({ model: pkgPath, warmup: false }), ctx);
       try {
         expect(parity.cases.length).toBeGreaterThan(0);
-        let compared = 0;
         for (const c of parity.cases) {
+          let compared = 0;
           const frame = frameOf(path.join(ROOT, c.file));
           const { image } = await decode.run({ frame }, ctx);
           const { outputs } = await model.run({ frame, image: image! }, ctx);
@@ -46,7 +49,7 @@ describe('model parity with the training framework', () => {
             if (key === 'file') continue;
             const m = /^(.*?)(?:_(sum|max|sample))?$/.exec(key)!;
             const out = outputs![m[1]!];
-            if (out === undefined) throw new Error(`${c.file}: reference "${key}" names no output of the model (it has ${Object.keys(outputs!).join(', ')})`);
+            if (out === undefined) continue;
             const got = Array.from(out.data as Float32Array, Number);
             const label = `${pkgPath} ${c.file} ${key}`;
             if (m[2] === 'sum') expect(Math.abs(got.reduce((a, b) => a + b, 0) - (want as number)), label).toBeLessThanOrEqual(parity.tolerance * Math.max(1, got.length));
@@ -58,8 +61,8 @@ describe('model parity with the training framework', () => {
             }
             compared++;
           }
+          expect(compared, `${c.file}: no key of the case names an output (${Object.keys(outputs!).join(', ')})`).toBeGreaterThan(0);
         }
-        expect(compared).toBeGreaterThan(0);
       } finally {
         await model.close?.();
       }

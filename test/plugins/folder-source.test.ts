@@ -1,10 +1,10 @@
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FrameInput, SourceInstance } from '../../runtime/contract.js';
 import { folderSource } from '../../plugins/source-folder/index.js';
 import { contextFor } from '../helpers/samples.js';
+import { scratch } from '../helpers/scratch.js';
 
 async function take(source: SourceInstance, n: number, signal = new AbortController().signal): Promise<FrameInput[]> {
   const out: FrameInput[] = [];
@@ -16,7 +16,7 @@ async function take(source: SourceInstance, n: number, signal = new AbortControl
 }
 
 function folder(files: string[]): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-folder-'));
+  const dir = scratch('lg-folder-');
   for (const f of files) {
     mkdirSync(path.dirname(path.join(dir, f)), { recursive: true });
     writeFileSync(path.join(dir, f), f);

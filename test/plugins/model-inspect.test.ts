@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { draftManifest, inspectModel, nameAndVersion, type Inspection } from '../../plugins/model-onnx/inspect.js';
@@ -8,6 +7,7 @@ import { ModelManifest } from '../../plugins/model-onnx/manifest.js';
 import { metadataOf, parseModelProto, readOnnxModelInfo } from '../../plugins/model-onnx/onnx-proto.js';
 import { parsePyLiteral } from '../../plugins/model-onnx/pyliteral.js';
 import { checkGraph } from '../../plugins/model-onnx/session.js';
+import { scratch } from '../helpers/scratch.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const NEU = '/work/shared/models/neu-yolov8n-int8/model.onnx';
@@ -15,7 +15,7 @@ const NEU_NAMES = ['crazing', 'inclusion', 'patches', 'pitted_surface', 'rolled-
 
 const tmpDirs: string[] = [];
 const tempDir = (): string => {
-  const d = mkdtempSync(path.join(os.tmpdir(), 'lg-inspect-'));
+  const d = scratch('lg-inspect-');
   tmpDirs.push(d);
   return d;
 };

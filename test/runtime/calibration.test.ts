@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileStationFile } from '../../runtime/compile/compile.js';
@@ -7,9 +6,10 @@ import { builtinRegistry } from '../../runtime/registry/builtins.js';
 import { Station } from '../../runtime/station.js';
 import type { InspectionResult } from '../../runtime/result.js';
 import { ROOT, silentLog } from '../helpers/station.js';
+import { scratch } from '../helpers/scratch.js';
 
 function stationRoot(calibration: unknown, rules = '[{ label: blurred, minScore: 0.97, rejectCode: 11 }]'): string {
-  const root = mkdtempSync(path.join(os.tmpdir(), 'lg-cal-'));
+  const root = scratch('lg-cal-');
   mkdirSync(path.join(root, 'stations'));
   mkdirSync(path.join(root, 'calibration'));
   if (calibration !== undefined) writeFileSync(path.join(root, 'calibration', 'cal-01.json'), JSON.stringify(calibration));

@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InspectionResult } from '../../runtime/result.js';
 import { ROOT } from '../helpers/station.js';
+import { scratch } from '../helpers/scratch.js';
 
 /** The CLI as a user runs it: a child process of bin/linegate.mjs. */
 function linegate(args: string[], opts: { untilStdout?: RegExp; signal?: NodeJS.Signals } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -26,7 +26,7 @@ function linegate(args: string[], opts: { untilStdout?: RegExp; signal?: NodeJS.
 }
 
 function tempStation(yaml: string): string {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-cli-'));
+  const dir = scratch('lg-cli-');
   const file = path.join(dir, 'station.yaml');
   writeFileSync(file, `${yaml.trim()}\n`);
   return file;

@@ -1,5 +1,4 @@
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { cpSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileStationFile } from '../../runtime/compile/compile.js';
@@ -8,6 +7,7 @@ import { builtinRegistry } from '../../runtime/registry/builtins.js';
 import { Station } from '../../runtime/station.js';
 import { FIXTURE } from '../helpers/samples.js';
 import { ROOT, silentLog } from '../helpers/station.js';
+import { scratch } from '../helpers/scratch.js';
 
 const PIPELINE = `
 stages:
@@ -18,7 +18,7 @@ stages:
 
 describe('a station fed by a hot folder', () => {
   it('inspects each dropped file once and files it by verdict: a corrupt image ends as an error in failed/, good ones in done/', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'lg-station-hot-'));
+    const dir = scratch('lg-station-hot-');
     const inbox = path.join(dir, 'inbox');
     mkdirSync(inbox);
     cpSync(FIXTURE, path.join(inbox, 'part-1.jpg'));
@@ -45,7 +45,7 @@ describe('a station fed by a hot folder', () => {
 
 describe('third-party plugins by package name', () => {
   it('are resolved from the station root node_modules', async () => {
-    const root = mkdtempSync(path.join(os.tmpdir(), 'lg-pkg-'));
+    const root = scratch('lg-pkg-');
     const pkg = path.join(root, 'node_modules', 'acme-linegate-invert');
     mkdirSync(pkg, { recursive: true });
     writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'acme-linegate-invert', type: 'module', exports: { '.': { import: './index.mjs' } } }));

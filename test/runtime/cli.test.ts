@@ -34,6 +34,9 @@ function tempStation(yaml: string): string {
 
 const lastLine = (s: string): string => s.trim().split('\n').at(-1) ?? '';
 
+/** The demo station, rooted at the repository wherever the copy is written. */
+const demo = (): string => readFileSync(path.join(ROOT, 'stations/demo.yaml'), 'utf8').replace('station:\n', `station:\n  root: ${ROOT}\n`);
+
 describe('linegate CLI', () => {
   it('check exits 0 and prints the plan for the demo station', async () => {
     const r = await linegate(['check', 'stations/demo.yaml']);
@@ -43,11 +46,11 @@ describe('linegate CLI', () => {
   });
 
   it('check exits 2 and names the step when a plugin id is misspelt', async () => {
-    const file = tempStation(readFileSync(path.join(ROOT, 'stations/demo.yaml'), 'utf8').replace('core/image-quality@1', 'core/image-qualty@1'));
+    const file = tempStation(demo().replace('core/classify-decode@1', 'core/clasify-decode@1'));
     const r = await linegate(['check', file]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('LG_ERR_PLUGIN_UNKNOWN (step "quality", stages[1].use)');
-    expect(r.stderr).toContain('did you mean core/image-quality@1');
+    expect(r.stderr).toContain('LG_ERR_PLUGIN_UNKNOWN (step "classify", stages[2].use)');
+    expect(r.stderr).toContain('did you mean core/classify-decode@1');
   });
 
   it('check --json prints the coded errors as JSON on stderr', async () => {
@@ -87,7 +90,7 @@ describe('linegate CLI', () => {
   });
 
   it('exits 2 when the source folder is missing: bad input found at start', async () => {
-    const file = tempStation(readFileSync(path.join(ROOT, 'stations/demo.yaml'), 'utf8').replace('dir: fixtures/casting', 'dir: /nonexistent/camera/drop'));
+    const file = tempStation(demo().replace('dir: fixtures/casting', 'dir: /nonexistent/camera/drop'));
     const r = await linegate(['run', file]);
     expect(r.stderr).toContain('LG_ERR_SOURCE_NOT_FOUND (step "cam0")');
     expect(r.code).toBe(2);
@@ -95,8 +98,7 @@ describe('linegate CLI', () => {
 
   it('exits 1 when a step fails to start for a run-time reason', async () => {
     const file = tempStation(
-      readFileSync(path.join(ROOT, 'stations/demo.yaml'), 'utf8')
-        .replace('dir: fixtures/casting', `dir: ${path.join(ROOT, 'fixtures/casting')}`)
+      demo()
         .replace('sinks:', 'plugins: [./broken.mjs]\nsinks:\n  - { name: broken, use: acme/broken@1 }'),
     );
     writeFileSync(

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -38,6 +39,20 @@ describe('core/onnx-model@1 refuses a package that does not match its graph, at 
     expect(err?.code).toBe('LG_ERR_MODEL_INPUT');
     expect(err?.message).toContain('[N,1,224,224]');
     expect(err?.message).toMatch(/graph's is \[[^\]]*,1,300,300\]/);
+  });
+
+  it('makes `linegate run` exit 2 naming the shape, before any frame', async () => {
+    const root = rootWithPackage((m) => Object.assign(m.input as object, { width: 320, height: 320 }));
+    mkdirSync(path.join(root, 'stations'));
+    writeFileSync(
+      path.join(root, 'stations/s.yaml'),
+      readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8').replace('dir: fixtures/casting', `dir: ${path.join(ROOT, 'fixtures/casting')}`).replace(/sinks:[\s\S]*$/, ''),
+    );
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/linegate.mjs'), 'run', path.join(root, 'stations/s.yaml'), '--no-pretty'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('LG_ERR_MODEL_INPUT (step "model")');
+    expect(r.stderr).toContain('[N,1,320,320]');
+    expect(r.stdout).toBe('');
   });
 
   it('names the input when model.json gives the wrong tensor name', async () => {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import type { Logger } from './contract.js';
@@ -11,6 +11,7 @@ import { builtinRegistry } from './registry/builtins.js';
 import { Station } from './station.js';
 import { printPlan } from './cli-format.js';
 import { draftManifest, formatInspection, inspectModel, modelFileSize, type Draft } from '../plugins/model-onnx/inspect.js';
+import type { SimOptionsInput } from '../plugins/opcua-plc/sim.js';
 
 /** Exit codes: 0 success, 1 runtime failure, 2 bad input (a station file, an argument). */
 const EXIT = { ok: 0, runtime: 1, input: 2 } as const;
@@ -27,6 +28,24 @@ const sizeArg = (v: string): { width: number; height: number } => {
   const height = Number(m?.[2]);
   if (m === null || width < 1 || height < 1 || width > 16_384 || height > 16_384) throw new InvalidArgumentError('must be WIDTHxHEIGHT in pixels, e.g. 256x256');
   return { width, height };
+};
+
+const portArg = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new InvalidArgumentError('must be a port number, 0-65535 (0 picks a free one)');
+  return n;
+};
+
+const nonNegative = (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0');
+  return n;
+};
+
+const positive = (v: string): number => {
+  const n = nonNegative(v);
+  if (n === 0) throw new InvalidArgumentError('must be a number > 0');
+  return n;
 };
 
 /** Coded errors to stderr, one per line; the exit code says whether the input or the run was at fault. */
@@ -111,6 +130,65 @@ async function inspectCommand(file: string, opts: InspectOptions): Promise<numbe
   return EXIT.ok;
 }
 
+interface PlcSimOptions {
+  port: number;
+  host: string;
+  rate: number;
+  users?: string;
+  secure?: boolean;
+  pki?: string;
+  duration?: number;
+  logLevel?: string;
+  pretty?: boolean;
+}
+
+/** `plc-sim`: serve the simulated PLC until --duration or a signal; the report as one JSON line on stdout. */
+async function plcSimCommand(opts: PlcSimOptions): Promise<number> {
+  const log: Logger = createLogger({ ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }), ...(opts.pretty === undefined ? {} : { pretty: opts.pretty }) });
+  let users: unknown;
+  if (opts.users !== undefined) {
+    try {
+      users = JSON.parse(await readFile(opts.users, 'utf8'));
+    } catch (e) {
+      throw new LinegateError('LG_ERR_CLI_USAGE', [`--users ${opts.users}: cannot read a JSON list of {username, password}: ${e instanceof Error ? e.message : String(e)}`], { cause: e });
+    }
+  }
+  if (opts.secure === true && users === undefined) throw new LinegateError('LG_ERR_CLI_USAGE', ['--secure refuses anonymous sessions: give --users FILE']);
+  const options: SimOptionsInput = {
+    port: opts.port,
+    host: opts.host,
+    triggerRateHz: opts.rate,
+    security: {
+      ...(users === undefined ? {} : { users: users as { username: string; password: string }[] }),
+      ...(opts.secure === true ? { allowAnonymous: false, modes: ['Sign', 'SignAndEncrypt'], policies: ['Basic256Sha256', 'Aes128_Sha256_RsaOaep'] } : {}),
+      ...(opts.pki === undefined ? {} : { pkiDir: opts.pki }),
+    },
+  };
+  // Loaded here, not at the top: node-opcua takes a second to import and no other command needs it.
+  const { SimulatedPlc, sendOpcuaLogsTo } = await import('../plugins/opcua-plc/sim.js');
+  sendOpcuaLogsTo((line) => log.warn(line));
+  const t0 = performance.now();
+  const plc = await SimulatedPlc.start(options);
+  log.info({ endpoint: plc.endpoint, startMs: Math.round(performance.now() - t0), pkiDir: plc.pkiDir, certificate: plc.certificateFile, rateHz: opts.rate }, `simulated PLC listening on ${plc.endpoint}`);
+  plc.on('ready', (ready) => log.info({ visionReady: ready }, ready ? 'vision ready' : 'vision not ready'));
+  plc.on('heartbeat-lost', (loss) => log.warn(loss, 'vision heartbeat lost'));
+  plc.on('cycle', (r) => (r.outcome === 'ok' ? log.debug(r, 'cycle') : log.warn(r, `cycle: ${r.outcome}`)));
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      process.off('SIGINT', done);
+      process.off('SIGTERM', done);
+      resolve();
+    };
+    const timer = opts.duration === undefined ? undefined : setTimeout(done, opts.duration * 1000);
+    process.on('SIGINT', done);
+    process.on('SIGTERM', done);
+  });
+  await plc.stop();
+  process.stdout.write(`${JSON.stringify({ plcSim: plc.report() })}\n`);
+  return EXIT.ok;
+}
+
 export function buildCli(): Command {
   const program = new Command('linegate')
     .description('Station-side AI vision inspection: camera frames -> ONNX models -> verdicts to the PLC, images and results to the queues.')
@@ -157,6 +235,25 @@ export function buildCli(): Command {
         .list()
         .map(({ plugin: { manifest: m } }) => ({ id: m.id, kind: m.kind, description: m.description }));
       process.stdout.write(opts.json === true ? `${JSON.stringify(list, null, 2)}\n` : list.map((p) => `${p.id.padEnd(28)} ${p.kind.padEnd(12)} ${p.description}\n`).join(''));
+    });
+
+  program
+    .command('plc-sim')
+    .description(
+      'serve a simulated PLC over OPC UA that plays the PLC side of the handshake (trigger, echo check, ack, heartbeats) until --duration or SIGINT/SIGTERM; logs go to stderr, one {"plcSim": report} JSON line to stdout at exit',
+    )
+    .option('--port <n>', 'TCP port; 0 picks a free one (logged)', portArg, 4840)
+    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
+    .option('--rate <hz>', 'triggers per second; 0: none (a cycle still running skips a tick)', nonNegative, 2)
+    .option('--users <file>', 'JSON list of {"username", "password"} allowed to log in')
+    .option('--secure', 'only Sign and SignAndEncrypt endpoints (Basic256Sha256, Aes128_Sha256_RsaOaep), no anonymous sessions; needs --users')
+    .option('--pki <dir>', 'server PKI folder, kept between runs (default: a temp folder, removed at exit); unknown client certificates are accepted')
+    .option('--duration <seconds>', 'stop after this long (default: until SIGINT/SIGTERM)', positive)
+    .option('--log-level <level>', 'trace | debug (every cycle) | info | warn | error')
+    .option('--pretty', 'human-readable logs (default when stderr is a terminal)')
+    .option('--no-pretty', 'JSON logs')
+    .action(async (opts: PlcSimOptions) => {
+      process.exitCode = await plcSimCommand(opts);
     });
 
   const models = program.command('models').description('model packages: inspect an ONNX file and draft its model.json');

@@ -159,6 +159,10 @@ export interface StageInstance {
 }
 
 export interface SinkInstance {
+  /** The whole station is up (every step started): e.g. tell the PLC "ready". */
+  started?(): Promise<void>;
+  /** The station takes no more frames (it is draining): e.g. tell the PLC "not ready". */
+  stopping?(): Promise<void>;
   /** Resolve with how the result was delivered (default `delivered`); throw when it was not. */
   write(result: InspectionResult, ctx: PluginContext): Promise<DeliveryStatus | void>;
   /** Wait until everything written so far is delivered or durably spooled. */

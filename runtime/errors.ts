@@ -74,6 +74,21 @@ export const ERRORS = {
   LG_ERR_SOURCE_FAILED: def('source "%s" failed: %s', true, 500),
   LG_ERR_SOURCE_FILE: def('cannot take file %s from the hot folder: %s', true, 500),
 
+  // The PLC link and the simulated PLC.
+  LG_ERR_PLC_CONNECT: def('cannot connect to the PLC at %s after %d tries: %s', true, 503),
+  LG_ERR_PLC_SESSION: def('the PLC at %s refused the session: %s', false, 401),
+  LG_ERR_PLC_CREDENTIALS: def('PLC %s: %s', false, 400),
+  LG_ERR_PLC_TAG_TYPE: def('the tag map does not fit the PLC: %s', false, 400),
+  LG_ERR_PLC_READ: def('cannot read PLC tag %s (%s): %s', true, 502),
+  LG_ERR_PLC_WRITE: def('PLC write refused: %s', true, 502),
+  LG_ERR_PLC_DOWN: def('the PLC link is down; %s refused, not queued', true, 503),
+  LG_ERR_PLC_NOT_PENDING: def('no verdict written for part %s: the PLC asked about part %s', false, 409),
+  LG_ERR_PLC_NO_ACK: def('the PLC did not acknowledge the result for part %s within %d ms', true, 504),
+  LG_ERR_PLC_DEADLINE: def('no verdict for part %s within %d ms of its trigger: the PLC gets "not decidable"', false, 504, 909),
+  LG_ERR_PLC_SIM_CONFIG: def('simulated PLC option %s: %s', false, 400),
+  LG_ERR_PLC_SIM_START: def('the simulated PLC cannot start on %s: %s', true, 503),
+  LG_ERR_PLC_SIM_STOPPED: def('the simulated PLC is down: %s', true, 503),
+
   // Command line.
   LG_ERR_CLI_USAGE: def('%s', false, 400),
 } as const satisfies Record<string, ErrorDef>;

@@ -58,6 +58,7 @@ export class Station extends EventEmitter<StationEventMap> {
       log: this.#log,
       onDelivery: (e) => this.emit('delivery', e),
     });
+    for (const sink of this.#started.started.sinks) await sink.instance.started?.();
     this.#log.info({ ms: Date.now() - t0 }, 'station started');
   }
 
@@ -87,8 +88,12 @@ export class Station extends EventEmitter<StationEventMap> {
 
   /** Stops taking frames; `run()` then drains what is in flight and resolves. */
   stop(): void {
+    if (this.#stopRequested) return;
     this.#stopRequested = true;
     this.#loop?.stop();
+    for (const sink of this.#started?.started.sinks ?? []) {
+      sink.instance.stopping?.().catch((err: unknown) => this.#log.warn({ err, sink: sink.step.name }, 'sink could not prepare for the stop'));
+    }
   }
 
   /** Stops, waits for the drain, then closes every step upstream first. Idempotent. */

@@ -9,12 +9,14 @@ import { classifyDecode } from '../../plugins/postprocess-classify-decode/index.
 import { yoloDecode } from '../../plugins/postprocess-yolo-decode/index.js';
 import { segmentDecode } from '../../plugins/postprocess-segment-decode/index.js';
 import { anomalyDecode } from '../../plugins/postprocess-anomaly-decode/index.js';
+import { opcuaPlc, opcuaTrigger } from '../../plugins/opcua-plc/index.js';
 import { Registry } from './registry.js';
 
 /** The built-in plugins: an explicit list, so what ships is what a reader sees here. */
 export const BUILTIN_PLUGINS = [
   folderSource,
   hotFolderSource,
+  opcuaTrigger,
   imageDecode,
   onnxModel,
   classifyDecode,
@@ -24,6 +26,7 @@ export const BUILTIN_PLUGINS = [
   imageQuality,
   thresholdRules,
   jsonlSink,
+  opcuaPlc,
 ] as const;
 
 export function builtinRegistry(): Registry {

@@ -9,13 +9,37 @@ import type { Part } from '../../runtime/contract.js';
 import { FIXTURE, decodedPart, frameOf } from '../helpers/samples.js';
 import { f32, identity, manifests, partWith } from '../helpers/model-parts.js';
 import { scratch } from '../helpers/scratch.js';
+import { contextFor } from '../helpers/samples.js';
+import { SimulatedPlc } from '../../plugins/opcua-plc/sim.js';
+import { opcuaPlc } from '../../plugins/opcua-plc/index.js';
 
 export interface ConformanceCase {
   readonly config: () => Record<string, unknown>;
   readonly badConfig: Record<string, unknown>;
   /** Stages only: the part handed to run(). */
   readonly input?: () => Promise<Part>;
+  /** Sources only: what makes the next frame happen (a PLC trigger). */
+  readonly stimulate?: () => void;
+  /** Real peers the plugin needs (a PLC), started once for its cases and stopped after. */
+  readonly before?: () => Promise<void>;
+  readonly after?: () => Promise<void>;
 }
+
+/** One simulated PLC for the PLC plugins' cases, and the sink whose link the trigger source uses. */
+const plc: { sim?: SimulatedPlc; sink?: { close?(): Promise<void> } } = {};
+const startPlc = async (withSink: boolean): Promise<void> => {
+  plc.sim ??= await SimulatedPlc.start({ port: 0, triggerRateHz: 0, resultTimeoutMs: 500 });
+  if (withSink && plc.sink === undefined) {
+    const ctx = { ...contextFor(new AbortController().signal), stationId: 'conformance', step: 'plc' };
+    plc.sink = await opcuaPlc.init(opcuaPlc.manifest.config.parse({ endpoint: plc.sim.endpoint, deadlineMs: 200 }), ctx);
+  }
+};
+const stopPlc = async (): Promise<void> => {
+  await plc.sink?.close?.();
+  plc.sink = undefined;
+  await plc.sim?.stop();
+  plc.sim = undefined;
+};
 
 function hotDir(): string {
   const dir = scratch('lg-conf-hot-');
@@ -45,6 +69,19 @@ export const CASES: Record<string, ConformanceCase> = {
     config: () => ({}),
     badConfig: { minAreaPx: 0 },
     input: async () => partWith(manifests.anomaly, { pred_score: f32([1], [0.9]), anomaly_map: f32([1, 1, 8, 8], new Float32Array(64).fill(0.7)) }, [identity(8, 8)]),
+  },
+  'core/opcua-plc@1': {
+    config: () => ({ endpoint: plc.sim!.endpoint, mode: 'free-run', connectAttempts: 2 }),
+    badConfig: { endpoint: 'http://plc' },
+    before: () => startPlc(false),
+    after: stopPlc,
+  },
+  'core/opcua-trigger@1': {
+    config: () => ({ plc: 'plc', camera: { dir: 'fixtures/casting/ok_front' } }),
+    badConfig: { plc: 'plc' },
+    stimulate: () => void plc.sim?.trigger().catch(() => undefined),
+    before: () => startPlc(true),
+    after: stopPlc,
   },
   'core/jsonl-sink@1': { config: () => ({ dir: scratch('lg-conf-jsonl-') }), badConfig: { rotate: 'hourly' } },
 };

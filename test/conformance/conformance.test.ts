@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import type { PluginContext, PluginModule, SinkInstance, SourceInstance, StageInstance } from '../../runtime/contract.js';
 import { StationSettings } from '../../runtime/config/station-schema.js';
@@ -25,6 +25,7 @@ async function work(plugin: PluginModule, instance: AnyInstance, ctx: PluginCont
   switch (plugin.manifest.kind) {
     case 'source': {
       const it = instance.frames!(ctx)[Symbol.asyncIterator]();
+      if (!ctx.signal.aborted) setTimeout(() => c.stimulate?.(), 50);
       try {
         const first = await it.next();
         return first.done === true ? undefined : first.value;
@@ -48,6 +49,8 @@ describe('plugin conformance', () => {
 
   describe.each(BUILTIN_PLUGINS.map((p) => [p.manifest.id, p as PluginModule] as const))('%s', (id, plugin) => {
     const c = CASES[id]!;
+    beforeAll(async () => c.before?.());
+    afterAll(async () => c.after?.());
 
     it('has a manifest that honours the contract', () => {
       expect(contractProblems(plugin)).toEqual([]);

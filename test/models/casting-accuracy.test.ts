@@ -35,6 +35,8 @@ describe.skipIf(!existsSync(DATA))('stations/casting.yaml on held-out casting im
       file,
       readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8')
         .replace('station:\n', `station:\n  root: ${ROOT}\n`)
+        // accuracy, not speed, is under test here: a loaded CI machine must not turn parts into time-outs
+        .replace(/cycleBudgetMs: \d+/, 'cycleBudgetMs: 60000')
         .replace('dir: fixtures/casting', `dir: ${dir}`)
         .replace(/sinks:[\s\S]*$/, ''),
     );

@@ -1,0 +1,183 @@
+import { readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { definePlugin, type FrameInput, type PluginContext } from '../../runtime/contract.js';
+import { LinegateError, messageOf } from '../../runtime/errors.js';
+import { Handshake, type Trigger } from './handshake.js';
+import { PlcLink } from './link.js';
+import { TagMap, defaultTagMap } from './tags.js';
+
+const Secret = z
+  .object({
+    env: z.string().optional().describe('name of an environment variable holding it'),
+    file: z.string().optional().describe('file holding it (first line)'),
+  })
+  .strict()
+  .refine((s) => (s.env === undefined) !== (s.file === undefined), 'give exactly one of env or file');
+
+const Config = z
+  .object({
+    endpoint: z.string().regex(/^opc\.tcp:\/\/.+/, 'an opc.tcp:// URL').describe("the PLC's OPC UA server"),
+    mode: z.enum(['plc', 'free-run']).default('plc').describe('plc: the PLC triggers each part (use core/opcua-trigger@1 as the source); free-run: results are a counted stream'),
+    tags: TagMap.default(defaultTagMap()),
+    security: z
+      .object({
+        mode: z.enum(['None', 'Sign', 'SignAndEncrypt']).default('None'),
+        policy: z.enum(['None', 'Basic256Sha256', 'Aes128_Sha256_RsaOaep']).default('None'),
+        pki: z.string().default('var/pki').describe("linegate's certificate and trust lists (created at first start)"),
+      })
+      .strict()
+      .default({ mode: 'None', policy: 'None', pki: 'var/pki' })
+      .refine((s) => (s.mode === 'None') === (s.policy === 'None'), 'mode None goes with policy None, and only with it'),
+    user: z.object({ username: Secret, password: Secret }).strict().optional().describe('read from the environment or a file, never from the station file, never logged'),
+    connectAttempts: z.number().int().min(1).max(100).default(5),
+    connectDelayMs: z.number().int().min(10).max(60_000).default(500),
+    sessionTimeoutMs: z.number().int().min(1000).max(600_000).default(20_000),
+    deadlineMs: z.number().int().min(10).max(600_000).default(1000).describe('trigger -> verdict; past it the PLC gets "not decidable" (set it to the cycle budget plus a margin)'),
+    ackTimeoutMs: z.number().int().min(10).max(60_000).default(1000),
+    heartbeatMs: z.number().int().min(10).max(60_000).default(200),
+    plcWatchdogMs: z.number().int().min(0).max(600_000).default(2000).describe("0: the PLC's heartbeat is not watched"),
+  })
+  .strict();
+
+/** Sinks by station and step, so the trigger source finds the link its sink opened (sinks start first). */
+const handshakes = new Map<string, Handshake>();
+const key = (station: string, step: string): string => `${station}/${step}`;
+
+async function secret(s: z.infer<typeof Secret>, ctx: PluginContext, what: string): Promise<string> {
+  if (s.env !== undefined) {
+    const v = process.env[s.env];
+    if (v === undefined) throw new LinegateError('LG_ERR_PLC_CREDENTIALS', [what, `environment variable ${s.env} is not set`]);
+    return v;
+  }
+  try {
+    return (await readFile(ctx.resolvePath(s.file!), 'utf8')).split(/\r?\n/)[0]!;
+  } catch (e) {
+    throw new LinegateError('LG_ERR_PLC_CREDENTIALS', [what, `cannot read ${s.file!}: ${messageOf(e)}`]);
+  }
+}
+
+export const opcuaPlc = definePlugin({
+  manifest: {
+    id: 'core/opcua-plc@1',
+    kind: 'sink',
+    description: "Gives the PLC every verdict over OPC UA: handshake with id echo and acknowledge, heartbeat and Ready, a fail-safe reject at the deadline, automatic reconnection.",
+    config: Config,
+    critical: true,
+  },
+  async init(config, ctx) {
+    const user =
+      config.user === undefined ? undefined : { username: await secret(config.user.username, ctx, 'username'), password: await secret(config.user.password, ctx, 'password') };
+    const link = await PlcLink.open({
+      endpoint: config.endpoint,
+      tags: config.tags,
+      security: { mode: config.security.mode, policy: config.security.policy },
+      ...(user === undefined ? {} : { user }),
+      connectAttempts: config.connectAttempts,
+      connectDelayMs: config.connectDelayMs,
+      sessionTimeoutMs: config.sessionTimeoutMs,
+      ...(config.security.mode === 'None' ? {} : { pkiDir: ctx.resolvePath(config.security.pki) }),
+      applicationUri: `urn:linegate:${ctx.stationId}`,
+      log: ctx.log,
+    });
+    const handshake = new Handshake(link, {
+      mode: config.mode,
+      deadlineMs: config.deadlineMs,
+      ackTimeoutMs: config.ackTimeoutMs,
+      heartbeatMs: config.heartbeatMs,
+      plcWatchdogMs: config.tags.plcHeartbeat === undefined ? 0 : config.plcWatchdogMs,
+      log: ctx.log,
+    });
+    try {
+      await link.watch();
+    } catch (e) {
+      await link.close();
+      throw e;
+    }
+    const id = key(ctx.stationId, ctx.step);
+    handshakes.set(id, handshake);
+    ctx.log.info({ endpoint: config.endpoint, mode: config.mode, security: `${config.security.mode}/${config.security.policy}` }, 'PLC link up');
+    return {
+      started: () => handshake.start(),
+      stopping: () => handshake.stop(),
+      async write(result, run) {
+        run.signal.throwIfAborted();
+        await handshake.deliver(result);
+        return 'delivered' as const;
+      },
+      async close() {
+        handshakes.delete(id);
+        await handshake.stop();
+        await link.close();
+      },
+    };
+  },
+});
+
+const TriggerConfig = z
+  .object({
+    plc: z.string().min(1).describe('name of the core/opcua-plc@1 sink step whose link carries the triggers'),
+    camera: z
+      .object({ dir: z.string().min(1), extensions: z.array(z.string()).default(['.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp']) })
+      .strict()
+      .describe('the fixture camera: each trigger takes the next image of this folder, round and round'),
+  })
+  .strict();
+
+/** Frames on the PLC's command: each trigger takes one image, tagged with the PLC's part id. */
+export const opcuaTrigger = definePlugin({
+  manifest: {
+    id: 'core/opcua-trigger@1',
+    kind: 'source',
+    description: "Takes a frame whenever the PLC raises its trigger; the part id is the PLC's.",
+    config: TriggerConfig,
+    produces: [{ type: 'image/encoded' }],
+  },
+  async init(config, ctx) {
+    const handshake = handshakes.get(key(ctx.stationId, config.plc));
+    if (handshake === undefined) {
+      throw new LinegateError('LG_ERR_STATION_STEP_CONFIG', [ctx.step, 'core/opcua-trigger@1', 'plc', `no core/opcua-plc@1 sink named "${config.plc}" in this station`], { step: ctx.step });
+    }
+    const dir = ctx.resolvePath(config.camera.dir);
+    const exts = new Set(config.camera.extensions.map((e) => e.toLowerCase()));
+    const files = (await readdir(dir, { recursive: true })).filter((f) => exts.has(path.extname(f).toLowerCase())).sort();
+    if (files.length === 0) throw new LinegateError('LG_ERR_SOURCE_EMPTY', [dir, config.camera.extensions.join(' ')], { step: ctx.step });
+    let next = 0;
+    return {
+      async *frames(run: PluginContext): AsyncGenerator<FrameInput> {
+        const queue: Trigger[] = [];
+        let wake: (() => void) | undefined;
+        const onTrigger = (t: Trigger): void => {
+          queue.push(t);
+          wake?.();
+        };
+        const onAbort = (): void => wake?.();
+        handshake.on('trigger', onTrigger);
+        run.signal.addEventListener('abort', onAbort);
+        try {
+          while (!run.signal.aborted) {
+            const t = queue.shift();
+            if (t === undefined) {
+              await new Promise<void>((resolve) => {
+                wake = resolve;
+                if (run.signal.aborted || queue.length > 0) resolve();
+              });
+              wake = undefined;
+              continue;
+            }
+            const file = path.join(dir, files[next++ % files.length]!);
+            try {
+              yield { partId: t.partId, ref: file, image: { kind: 'encoded', data: await readFile(file) }, capturedAt: new Date() };
+            } catch (err) {
+              // No frame: no result from the pipeline, so the link's deadline rejects the part.
+              run.log.error({ err, partId: t.partId, file }, 'camera could not take the frame; the PLC gets a reject at the deadline');
+            }
+          }
+        } finally {
+          handshake.off('trigger', onTrigger);
+          run.signal.removeEventListener('abort', onAbort);
+        }
+      },
+    };
+  },
+});

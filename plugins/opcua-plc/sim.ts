@@ -1,0 +1,584 @@
+import { X509Certificate, createHash, timingSafeEqual } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { format } from 'node:util';
+import {
+  DataType,
+  MessageSecurityMode,
+  OPCUACertificateManager,
+  OPCUAServer,
+  SecurityPolicy,
+  nodesets,
+  setErrorLogger,
+  setWarningLogger,
+  type AddressSpace,
+  type DataValue,
+  type UAVariable,
+} from 'node-opcua';
+import { z } from 'zod';
+import { withTimeout } from '../../runtime/execute/bounded.js';
+import { LinegateError, messageOf } from '../../runtime/errors.js';
+import { SIM_TYPES, TagMap, defaultTagMap, type TagName } from './tags.js';
+
+/*
+ * The PLC's side of linegate's handshake, as an OPC UA server, for tests, the
+ * demo and `linegate plc-sim`. Per cycle the PLC: sets PartId and
+ * TriggerCounter, raises Trigger, waits for ResultValid, checks the echo,
+ * latches the verdict, raises ResultAck, waits for ResultValid to drop, drops
+ * ResultAck and Trigger. No node-opcua type appears in an exported signature,
+ * so runtime/ can use the sim without owning node-opcua's types.
+ */
+
+const TAG_NAMES = Object.keys(SIM_TYPES) as TagName[];
+const TypeName = z.enum(['Boolean', 'String', 'Byte', 'Int16', 'UInt16', 'Int32', 'UInt32', 'Float', 'Double']);
+type TypeName = z.infer<typeof TypeName>;
+const BOOLEAN_TAGS: readonly TagName[] = ['trigger', 'resultAck', 'resultValid', 'busy', 'visionReady'];
+const INTEGER_TAGS: readonly TagName[] = ['triggerCounter', 'plcHeartbeat', 'verdict', 'rejectCode', 'resultCounter', 'visionHeartbeat'];
+/** Counters wrap where their type ends, as a PLC's would. */
+const WRAP: Partial<Record<TypeName, number>> = { Byte: 0x100, Int16: 0x8000, UInt16: 0x10000, Int32: 0x80000000, UInt32: 0x100000000 };
+
+const SecurityOptions = z
+  .object({
+    allowAnonymous: z.boolean().default(true),
+    users: z.array(z.object({ username: z.string().min(1), password: z.string().min(1) }).strict()).optional(),
+    modes: z.array(z.enum(['None', 'Sign', 'SignAndEncrypt'])).min(1).default(['None', 'Sign', 'SignAndEncrypt']),
+    // Basic128Rsa15 is left out on purpose: Node >= 20.11.1 cannot decrypt RSA PKCS#1 v1.5.
+    policies: z.array(z.enum(['None', 'Basic256Sha256', 'Aes128_Sha256_RsaOaep', 'Aes256_Sha256_RsaPss'])).min(1).default(['None', 'Basic256Sha256', 'Aes128_Sha256_RsaOaep']),
+    pkiDir: z.string().min(1).optional().describe('server PKI root; default a temp folder removed by stop()'),
+    automaticallyAcceptUnknownCertificate: z.boolean().default(true),
+  })
+  .strict();
+
+export const SimOptions = z
+  .object({
+    port: z.number().int().min(0).max(65_535).default(4840).describe('0 picks a free port; see SimulatedPlc.port'),
+    host: z.string().min(1).default('127.0.0.1').describe('the address to listen on; loopback unless asked'),
+    tags: TagMap.default(() => defaultTagMap()),
+    types: z.partialRecord(z.enum(TAG_NAMES as [TagName, ...TagName[]]), TypeName).default({}).describe('per-tag DataType over SIM_TYPES'),
+    triggerRateHz: z.number().min(0).max(100).default(2).describe('0: manual triggers only'),
+    partIdPrefix: z.string().default('P'),
+    resultTimeoutMs: z.number().int().positive().default(2000),
+    heartbeatMs: z.number().int().min(0).default(200).describe('PlcHeartbeat period; 0: no PLC heartbeat'),
+    visionWatchdogMs: z.number().int().positive().default(2000),
+    security: SecurityOptions.prefault({}),
+  })
+  .strict();
+/** What `SimulatedPlc.start` accepts: every field has a default. */
+export type SimOptionsInput = z.input<typeof SimOptions>;
+export type SimSettings = Readonly<z.infer<typeof SimOptions>> & { readonly types: Readonly<Record<TagName, TypeName>> };
+
+export type CycleOutcome = 'ok' | 'timeout' | 'echo-mismatch';
+
+/** One PLC cycle, trigger to the end of the handshake. */
+export interface TriggerRecord {
+  readonly partId: string;
+  readonly counter: number;
+  readonly outcome: CycleOutcome;
+  /** The verdict read from linegate (0 undefined, 1 OK, 2 NOK, 3 not decidable); 0 on a timeout. */
+  readonly verdict: number;
+  readonly rejectCode: number;
+  readonly score?: number;
+  readonly modelVersion?: string;
+  /** What linegate echoed (absent on a timeout): differs from partId/counter on an echo mismatch. */
+  readonly echo?: { readonly partId: string; readonly counter: number };
+  /** Trigger raised -> ResultValid seen; the time waited on a timeout. */
+  readonly latencyMs: number;
+  /** ResultValid was still true resultTimeoutMs after ResultAck: the PLC dropped ResultAck anyway. */
+  readonly validStuck?: true;
+  readonly at: string;
+}
+
+export interface HeartbeatLoss {
+  /** How long VisionHeartbeat had not changed when the loss was noticed. */
+  readonly silentMs: number;
+  readonly at: string;
+}
+
+export interface SimReport {
+  readonly endpoint: string;
+  readonly triggers: number;
+  /** Latched verdicts per code; timeouts and echo mismatches are never counted here. */
+  readonly verdicts: { readonly 0: number; readonly 1: number; readonly 2: number; readonly 3: number };
+  /** Echo correct but a verdict outside 0-3: the PLC treats the part as a reject. */
+  readonly invalidVerdicts: number;
+  readonly timeouts: number;
+  readonly echoMismatches: number;
+  readonly validStuck: number;
+  readonly heartbeatLosses: number;
+  readonly visionReady: boolean;
+  /** Timer ticks skipped because a cycle was still running. */
+  readonly skippedTicks: number;
+  readonly restarts: number;
+  /** Over the last 10 000 'ok' cycles; null before the first. */
+  readonly latencyMs: { readonly p50: number; readonly p99: number; readonly n: number } | null;
+  readonly lastCycles: readonly TriggerRecord[];
+}
+
+export interface SimEvents {
+  cycle: [record: TriggerRecord];
+  'heartbeat-lost': [loss: HeartbeatLoss];
+  ready: [ready: boolean];
+}
+
+type TagValue = string | number | boolean;
+
+/** One running server and everything tied to its life; a restart makes a new one. */
+interface Run {
+  readonly server: OPCUAServer;
+  readonly vars: Map<TagName, UAVariable>;
+  readonly abort: AbortController;
+  readonly timers: NodeJS.Timeout[];
+}
+
+const LAST_CYCLES = 50;
+const LATENCY_WINDOW = 10_000;
+
+const stoppedError = (why: string): LinegateError => new LinegateError('LG_ERR_PLC_SIM_STOPPED', [why]);
+
+const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+/** The namespace index of a tag NodeId string (no `ns=` means 0). */
+const namespaceOf = (nodeId: string): number => Number(/^ns=(\d+);/.exec(nodeId)?.[1] ?? 0);
+
+function percentile(sorted: readonly number[], p: number): number {
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return Math.round((sorted[i] ?? 0) * 10) / 10;
+}
+
+/** Validates once, fills the defaults and freezes; a bad option is LG_ERR_PLC_SIM_CONFIG naming the field. */
+export function parseSimOptions(input: SimOptionsInput = {}): SimSettings {
+  const parsed = SimOptions.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.map(String).join('.') ?? '';
+    throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', [field || '(options)', issue?.message ?? 'invalid'], { path: field });
+  }
+  const o = parsed.data;
+  const types = { ...SIM_TYPES, ...o.types } as Record<TagName, TypeName>;
+  const bad = (field: string, why: string): never => {
+    throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', [field, why], { path: field });
+  };
+  for (const tag of TAG_NAMES) {
+    const t = types[tag];
+    if (BOOLEAN_TAGS.includes(tag) !== (t === 'Boolean')) bad(`types.${tag}`, BOOLEAN_TAGS.includes(tag) ? 'must be Boolean' : `cannot be Boolean`);
+    if (INTEGER_TAGS.includes(tag) && (t === 'String' || t === 'Float' || t === 'Double')) bad(`types.${tag}`, `must be an integer type, not ${t}`);
+  }
+  if (types.modelVersion !== 'String') bad('types.modelVersion', 'must be String');
+  const seen = new Map<string, string>();
+  for (const [tag, nodeId] of Object.entries(o.tags) as [TagName, string | undefined][]) {
+    if (nodeId === undefined) continue;
+    // Namespace 0 belongs to the OPC UA standard: a server cannot add nodes there.
+    if (namespaceOf(nodeId) === 0) bad(`tags.${tag}`, `${nodeId} is in namespace 0; use ns=1 or higher`);
+    const other = seen.get(nodeId);
+    if (other !== undefined) bad(`tags.${tag}`, `${nodeId} is also the NodeId of ${other}`);
+    seen.set(nodeId, tag);
+  }
+  const s = o.security;
+  if (!s.allowAnonymous && (s.users?.length ?? 0) === 0) bad('security.users', 'anonymous sessions are refused and no users are given: nobody could log in');
+  if (s.modes.some((m) => m !== 'None') && !s.policies.some((p) => p !== 'None')) bad('security.policies', 'Sign and SignAndEncrypt need a policy other than None');
+  return Object.freeze({ ...o, types: Object.freeze(types), security: Object.freeze(s) });
+}
+
+/** W27 warns about RSA PKCS#1 v1.5 (Basic128Rsa15), a policy the sim never offers. */
+const IRRELEVANT = /NODE-OPCUA-W27|--security-revert=CVE-2023-46809/;
+
+/** node-opcua writes its warnings with console.log; the CLI keeps stdout for JSON, so it sends them elsewhere. */
+export function sendOpcuaLogsTo(write: (line: string) => void): void {
+  const forward =
+    (level: string) =>
+    (_context: unknown, ...args: unknown[]): void => {
+      const text = format(...args);
+      if (!IRRELEVANT.test(text)) write(`node-opcua ${level}: ${text}`);
+    };
+  setWarningLogger(forward('warning'));
+  setErrorLogger(forward('error'));
+}
+
+function defaultValue(type: TypeName): TagValue {
+  return type === 'Boolean' ? false : type === 'String' ? '' : 0;
+}
+
+/**
+ * Resolves 'ok' once `pred` holds for the tag's value (now or after a change),
+ * 'timeout' after `ms`, 'aborted' when the run ends: every wait is bounded.
+ */
+function waitForValue(v: UAVariable, pred: (x: unknown) => boolean, ms: number, signal: AbortSignal): Promise<'ok' | 'timeout' | 'aborted'> {
+  if (signal.aborted) return Promise.resolve('aborted');
+  if (pred(v.readValue().value.value)) return Promise.resolve('ok');
+  return new Promise((resolve) => {
+    const done = (r: 'ok' | 'timeout' | 'aborted'): void => {
+      clearTimeout(timer);
+      v.off('value_changed', onChange);
+      signal.removeEventListener('abort', onAbort);
+      resolve(r);
+    };
+    const onChange = (dv: DataValue): void => {
+      if (pred(dv.value.value)) done('ok');
+    };
+    const onAbort = (): void => done('aborted');
+    const timer = setTimeout(() => done('timeout'), ms);
+    v.on('value_changed', onChange);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export class SimulatedPlc extends EventEmitter<SimEvents> {
+  readonly options: SimSettings;
+  /** The server PKI root: own/ (the server's key and certificate), trusted/certs, rejected/, and user/ (for X509 user tokens). */
+  readonly pkiDir: string;
+  readonly #ownPki: boolean;
+  #port: number;
+  #run: Run | undefined;
+  /** Lifecycle steps (restart, stop) run one after the other. */
+  #lifecycle: Promise<void> = Promise.resolve();
+  #stopped: Promise<void> | undefined;
+  /** Cycles run one at a time: each waits for the one before it. */
+  #cycles: Promise<unknown> = Promise.resolve();
+  #queued = 0;
+  #counter = 0;
+  #ready = false;
+  #lastBeatAt = 0;
+  #beatLost = false;
+
+  readonly #stats = { triggers: 0, verdicts: { 0: 0, 1: 0, 2: 0, 3: 0 }, invalidVerdicts: 0, timeouts: 0, echoMismatches: 0, validStuck: 0, heartbeatLosses: 0, skippedTicks: 0, restarts: 0 };
+  readonly #lastCycles: TriggerRecord[] = [];
+  readonly #latencies: number[] = [];
+
+  private constructor(options: SimSettings, pkiDir: string, ownPki: boolean) {
+    super();
+    this.options = options;
+    this.pkiDir = pkiDir;
+    this.#ownPki = ownPki;
+    this.#port = options.port;
+  }
+
+  /** Starts the server; resolves once it listens. The first start in a fresh pkiDir also creates the server certificate. */
+  static async start(input: SimOptionsInput = {}): Promise<SimulatedPlc> {
+    const options = parseSimOptions(input);
+    const ownPki = options.security.pkiDir === undefined;
+    const pkiDir = options.security.pkiDir === undefined ? mkdtempSync(path.join(os.tmpdir(), 'linegate-plc-sim-pki-')) : path.resolve(options.security.pkiDir);
+    const plc = new SimulatedPlc(options, pkiDir, ownPki);
+    try {
+      await plc.#up();
+    } catch (e) {
+      if (ownPki) rmSync(pkiDir, { recursive: true, force: true });
+      throw e;
+    }
+    return plc;
+  }
+
+  /** The port listened on (the one picked when options.port was 0); kept across restarts. */
+  get port(): number {
+    return this.#port;
+  }
+
+  get endpoint(): string {
+    const h = this.options.host;
+    // A wildcard address is not something a client can dial: loopback reaches it from this machine.
+    const host = h === '0.0.0.0' || h === '::' ? '127.0.0.1' : h.includes(':') ? `[${h}]` : h;
+    return `opc.tcp://${host}:${this.#port}/`;
+  }
+
+  /** The server's own certificate (PEM): what a client must trust when it does not accept unknown servers. */
+  get certificateFile(): string {
+    return path.join(this.pkiDir, 'own/certs/certificate.pem');
+  }
+
+  /** Where unknown client certificates land when automaticallyAcceptUnknownCertificate is false. */
+  get rejectedDir(): string {
+    return path.join(this.pkiDir, 'rejected');
+  }
+
+  /** Trusts a client certificate (DER or PEM): the same as moving it from rejected/ to trusted/certs. */
+  async trustClientCertificate(derOrPem: Buffer): Promise<void> {
+    const run = this.#run;
+    if (run === undefined) throw stoppedError('cannot trust a certificate while the server is down');
+    let der: Buffer;
+    try {
+      der = new X509Certificate(derOrPem).raw;
+    } catch (e) {
+      throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', ['trustClientCertificate', `not a DER or PEM certificate: ${messageOf(e)}`], { cause: e });
+    }
+    await run.server.serverCertificateManager.trustCertificate(der);
+  }
+
+  /** The current value of a tag, as the PLC sees it; undefined for an unmapped tag or while the server is down. */
+  read(tag: TagName): TagValue | undefined {
+    return this.#run?.vars.get(tag)?.readValue().value.value as TagValue | undefined;
+  }
+
+  /** One manual cycle; waits for a running cycle first. Resolves when the cycle ends (acked, echo mismatch, or timeout). */
+  trigger(partId?: string): Promise<TriggerRecord> {
+    if (this.#stopped !== undefined) return Promise.reject(stoppedError('trigger() after stop()'));
+    return this.#enqueue(partId);
+  }
+
+  /** Stops and starts again on the same port and PKI; every tag value is back to its initial value, the counter at 0. */
+  restart(): Promise<void> {
+    if (this.#stopped !== undefined) return Promise.reject(stoppedError('restart() after stop()'));
+    const step = this.#lifecycle.then(async () => {
+      await this.#down();
+      this.#stats.restarts++;
+      await this.#up();
+    });
+    this.#lifecycle = step.catch(() => undefined);
+    return step;
+  }
+
+  /** Shuts the server down for good; idempotent. A cycle in progress rejects with LG_ERR_PLC_SIM_STOPPED. */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#lifecycle.then(async () => {
+      try {
+        await this.#down();
+      } finally {
+        if (this.#ownPki) rmSync(this.pkiDir, { recursive: true, force: true });
+      }
+    });
+    return this.#stopped;
+  }
+
+  report(): SimReport {
+    const sorted = [...this.#latencies].sort((a, b) => a - b);
+    const s = this.#stats;
+    return {
+      endpoint: this.endpoint,
+      triggers: s.triggers,
+      verdicts: { ...s.verdicts },
+      invalidVerdicts: s.invalidVerdicts,
+      timeouts: s.timeouts,
+      echoMismatches: s.echoMismatches,
+      validStuck: s.validStuck,
+      heartbeatLosses: s.heartbeatLosses,
+      visionReady: this.#ready,
+      skippedTicks: s.skippedTicks,
+      restarts: s.restarts,
+      latencyMs: sorted.length === 0 ? null : { p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: sorted.length },
+      lastCycles: [...this.#lastCycles],
+    };
+  }
+
+  async #up(): Promise<void> {
+    const o = this.options;
+    const sec = o.security;
+    const certificateManager = new OPCUACertificateManager({ rootFolder: this.pkiDir, automaticallyAcceptUnknownCertificate: sec.automaticallyAcceptUnknownCertificate });
+    // X509 user tokens are checked against their own PKI; left unset, node-opcua would make one in the home folder.
+    const userCertificateManager = new OPCUACertificateManager({ rootFolder: path.join(this.pkiDir, 'user'), automaticallyAcceptUnknownCertificate: false });
+    const users = (sec.users ?? []).map((u) => ({ name: u.username, hash: sha256(u.password) }));
+    const wildcard = o.host === '0.0.0.0' || o.host === '::';
+    const server = new OPCUAServer({
+      port: this.#port,
+      host: o.host,
+      // Advertise the address we listen on: the machine's FQDN may resolve to an interface we do not serve.
+      ...(wildcard ? {} : { hostname: o.host }),
+      nodeset_filename: [nodesets.standard],
+      serverCertificateManager: certificateManager,
+      userCertificateManager,
+      serverInfo: { applicationUri: 'urn:linegate:plc-sim', productUri: 'linegate-plc-sim', applicationName: { text: 'linegate simulated PLC', locale: 'en' } },
+      buildInfo: { productName: 'linegate simulated PLC', manufacturerName: 'linegate' },
+      securityModes: sec.modes.map((m) => MessageSecurityMode[m]),
+      securityPolicies: sec.policies.map((p) => SecurityPolicy[p]),
+      allowAnonymous: sec.allowAnonymous,
+      userManager: {
+        // Hashes of equal length make the comparison constant-time whatever the password's length.
+        isValidUser: (username: string, password: string): boolean => users.some((u) => u.name === username && timingSafeEqual(u.hash, sha256(password))),
+      },
+    });
+    try {
+      await server.initialize();
+      const vars = this.#createTags(server);
+      await server.start();
+      this.#port = server.endpoints[0]?.port ?? this.#port;
+      const run: Run = { server, vars, abort: new AbortController(), timers: [] };
+      this.#run = run;
+      this.#counter = 0;
+      this.#setReady(false);
+      this.#startTimers(run);
+    } catch (e) {
+      await withTimeout(server.shutdown(0), 5000, () => new Error('shutdown timed out')).catch(() => undefined);
+      throw new LinegateError('LG_ERR_PLC_SIM_START', [`${o.host}:${this.#port}`, messageOf(e)], { cause: e });
+    }
+  }
+
+  async #down(): Promise<void> {
+    const run = this.#run;
+    if (run === undefined) return;
+    this.#run = undefined;
+    for (const t of run.timers) clearInterval(t);
+    run.abort.abort(stoppedError('the server went down during the cycle'));
+    // Cycles end promptly on abort (every wait listens to it); bounded all the same.
+    await withTimeout(this.#cycles, 2000, () => new Error('cycle did not end')).catch(() => undefined);
+    // Timeout 0: a PLC that goes down does not announce it, and tests should not wait for a grace period.
+    await withTimeout(run.server.shutdown(0), 10_000, () => new Error('server shutdown timed out')).catch(() => undefined);
+    this.#setReady(false);
+  }
+
+  /** Each tag as a writable variable, in the namespace its NodeId names. */
+  #createTags(server: OPCUAServer): Map<TagName, UAVariable> {
+    const addressSpace = server.engine.addressSpace as AddressSpace;
+    const own = addressSpace.getOwnNamespace();
+    const folder = own.addFolder(addressSpace.rootFolder.objects, { browseName: 'PlcSim' });
+    const vars = new Map<TagName, UAVariable>();
+    for (const [tag, nodeId] of Object.entries(this.options.tags) as [TagName, string | undefined][]) {
+      if (nodeId === undefined) continue;
+      const ns = namespaceOf(nodeId);
+      // Index 1 is the server's own namespace; a map in ns=3 (a Siemens server's usual index) gets placeholder namespaces up to 3.
+      while (addressSpace.getNamespaceArray().length <= ns) addressSpace.registerNamespace(`urn:linegate:plc-sim:ns${addressSpace.getNamespaceArray().length}`);
+      const type = this.options.types[tag];
+      const v = addressSpace.getNamespace(ns).addVariable({
+        componentOf: folder,
+        nodeId,
+        browseName: tag,
+        dataType: DataType[type],
+        value: { dataType: DataType[type], value: defaultValue(type) },
+        accessLevel: 'CurrentRead | CurrentWrite',
+        userAccessLevel: 'CurrentRead | CurrentWrite',
+        // 0: monitored items are fed on every change, not sampled: a trigger reaches linegate at once.
+        minimumSamplingInterval: 0,
+      });
+      vars.set(tag, v);
+    }
+    return vars;
+  }
+
+  #startTimers(run: Run): void {
+    const o = this.options;
+    if (o.triggerRateHz > 0) {
+      run.timers.push(
+        setInterval(() => {
+          if (this.#queued > 0) {
+            this.#stats.skippedTicks++;
+            return;
+          }
+          // A timer cycle that ends with the server going down is no one's error.
+          this.#enqueue(undefined).catch(() => undefined);
+        }, 1000 / o.triggerRateHz),
+      );
+    }
+    if (o.heartbeatMs > 0 && run.vars.has('plcHeartbeat')) {
+      const type = o.types.plcHeartbeat;
+      let beat = 0;
+      run.timers.push(
+        setInterval(() => {
+          beat = (beat + 1) % (WRAP[type] ?? 0x10000);
+          this.#set(run, 'plcHeartbeat', beat);
+        }, o.heartbeatMs),
+      );
+    }
+    const ready = run.vars.get('visionReady');
+    const heartbeat = run.vars.get('visionHeartbeat');
+    ready?.on('value_changed', (dv: DataValue) => this.#setReady(dv.value.value === true));
+    heartbeat?.on('value_changed', () => {
+      this.#lastBeatAt = performance.now();
+      this.#beatLost = false;
+    });
+    run.timers.push(setInterval(() => this.#watchdog(), Math.max(10, Math.min(100, o.visionWatchdogMs / 4))));
+  }
+
+  #setReady(ready: boolean): void {
+    if (ready === this.#ready) return;
+    this.#ready = ready;
+    // Becoming ready starts the watchdog afresh: the first heartbeat is due one period from now.
+    this.#lastBeatAt = performance.now();
+    this.#beatLost = false;
+    this.emit('ready', ready);
+  }
+
+  #watchdog(): void {
+    if (!this.#ready || this.#beatLost) return;
+    const silentMs = performance.now() - this.#lastBeatAt;
+    if (silentMs <= this.options.visionWatchdogMs) return;
+    // Latched until the heartbeat moves again: one loss is one event, not one per check.
+    this.#beatLost = true;
+    this.#stats.heartbeatLosses++;
+    this.emit('heartbeat-lost', { silentMs: Math.round(silentMs), at: new Date().toISOString() });
+  }
+
+  #enqueue(partId: string | undefined): Promise<TriggerRecord> {
+    this.#queued++;
+    const cycle = this.#cycles.then(() => this.#cycle(partId)).finally(() => this.#queued--);
+    this.#cycles = cycle.catch(() => undefined);
+    return cycle;
+  }
+
+  #set(run: Run, tag: TagName, value: TagValue): void {
+    run.vars.get(tag)?.setValueFromSource({ dataType: DataType[this.options.types[tag]], value });
+  }
+
+  #get(run: Run, tag: TagName): unknown {
+    return run.vars.get(tag)?.readValue().value.value;
+  }
+
+  async #cycle(partIdArg: string | undefined): Promise<TriggerRecord> {
+    const run = this.#run;
+    if (run === undefined || run.abort.signal.aborted) throw stoppedError('the server is down');
+    const o = this.options;
+    const signal = run.abort.signal;
+    const valid = run.vars.get('resultValid') as UAVariable;
+    if (partIdArg !== undefined && o.types.partId !== 'String' && !/^\d+$/.test(partIdArg)) {
+      throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', ['trigger(partId)', `PartId is a ${o.types.partId} tag: "${partIdArg}" is not a whole number`]);
+    }
+    this.#counter = (this.#counter + 1) % (WRAP[o.types.triggerCounter] ?? 0x100000000);
+    const counter = this.#counter;
+    const partId = partIdArg ?? (o.types.partId === 'String' ? `${o.partIdPrefix}${String(counter).padStart(6, '0')}` : String(counter));
+    const at = new Date().toISOString();
+    this.#set(run, 'partId', o.types.partId === 'String' ? partId : Number(partId));
+    this.#set(run, 'triggerCounter', counter);
+    this.#set(run, 'trigger', true);
+    this.#stats.triggers++;
+    const t0 = performance.now();
+
+    // Level, not edge: a ResultValid left high by the previous part is read at once, and its stale echo is what gives it away.
+    const answered = await waitForValue(valid, (x) => x === true, o.resultTimeoutMs, signal);
+    const latencyMs = Math.round((performance.now() - t0) * 10) / 10;
+    if (answered === 'aborted') throw signal.reason as Error;
+    if (answered === 'timeout') {
+      this.#set(run, 'trigger', false);
+      this.#stats.timeouts++;
+      return this.#record({ partId, counter, outcome: 'timeout', verdict: 0, rejectCode: 0, latencyMs, at });
+    }
+
+    const echo = { partId: String(this.#get(run, 'resultPartId') ?? ''), counter: Number(this.#get(run, 'resultCounter') ?? -1) };
+    const verdict = Number(this.#get(run, 'verdict'));
+    const rejectCode = Number(this.#get(run, 'rejectCode'));
+    const score = run.vars.has('score') ? Number(this.#get(run, 'score')) : undefined;
+    const modelVersion = run.vars.has('modelVersion') ? String(this.#get(run, 'modelVersion')) : undefined;
+    const outcome: CycleOutcome = echo.partId === partId && echo.counter === counter ? 'ok' : 'echo-mismatch';
+    if (outcome === 'echo-mismatch') this.#stats.echoMismatches++;
+    else if (verdict === 0 || verdict === 1 || verdict === 2 || verdict === 3) this.#stats.verdicts[verdict]++;
+    else this.#stats.invalidVerdicts++;
+    if (outcome === 'ok') {
+      this.#latencies.push(latencyMs);
+      if (this.#latencies.length > LATENCY_WINDOW) this.#latencies.shift();
+    }
+
+    // Acked even on a mismatch: the PLC has rejected the part, and linegate must be able to finish the handshake and take the next one.
+    this.#set(run, 'resultAck', true);
+    const dropped = await waitForValue(valid, (x) => x !== true, o.resultTimeoutMs, signal);
+    if (dropped === 'aborted') throw signal.reason as Error;
+    this.#set(run, 'resultAck', false);
+    this.#set(run, 'trigger', false);
+    if (dropped === 'timeout') this.#stats.validStuck++;
+    return this.#record({
+      partId,
+      counter,
+      outcome,
+      verdict,
+      rejectCode,
+      ...(score === undefined ? {} : { score }),
+      ...(modelVersion === undefined ? {} : { modelVersion }),
+      echo,
+      latencyMs,
+      ...(dropped === 'timeout' ? { validStuck: true as const } : {}),
+      at,
+    });
+  }
+
+  #record(r: TriggerRecord): TriggerRecord {
+    this.#lastCycles.push(r);
+    if (this.#lastCycles.length > LAST_CYCLES) this.#lastCycles.shift();
+    this.emit('cycle', r);
+    return r;
+  }
+}

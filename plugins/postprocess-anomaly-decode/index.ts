@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { definePlugin, type Findings } from '../../runtime/contract.js';
-import { LinegateError, messageOf } from '../../runtime/errors.js';
+import { definePlugin } from '../../runtime/contract.js';
 import type { Defect } from '../../runtime/result.js';
-import { modelMetaOf, outputOf } from '../model-onnx/meta.js';
+import { decoderRun } from '../model-onnx/decoder.js';
+import { outputOf } from '../model-onnx/meta.js';
 import { dedupeRegions, mapRegions, type ScoredRegion } from '../model-onnx/regions.js';
 
 const Config = z
@@ -28,43 +28,34 @@ export const anomalyDecode = definePlugin({
   },
   async init(config) {
     return {
-      async run(part, ctx) {
-        ctx.signal.throwIfAborted();
-        const meta = modelMetaOf(part);
+      run: decoderRun('anomaly', (part, meta, spec, ctx) => {
         const { manifest } = meta;
-        if (manifest.decode.kind !== 'anomaly') throw new Error(`model ${manifest.name} is a ${manifest.task} model`);
-        const spec = manifest.decode;
         const label = manifest.labels[0]!;
-        try {
-          const scoreT = outputOf(part, spec.score);
-          const items = scoreT.dims[0] ?? 1;
-          let imageScore = 0;
-          for (let b = 0; b < items; b++) imageScore = Math.max(imageScore, Number(scoreT.data[b]));
-          imageScore = Math.min(1, Math.max(0, imageScore));
-          const defects: Defect[] = [];
-          if (imageScore >= spec.threshold) {
-            const regions: ScoredRegion[] = [];
-            if (spec.map !== undefined) {
-              const map = outputOf(part, spec.map);
-              const [H, W] = map.dims.slice(-2) as [number, number];
-              const plane = H * W;
-              const mask = spec.mask === undefined ? undefined : part.outputs?.[spec.mask];
-              for (let b = 0; b < items; b++) {
-                const m = (map.data as Float32Array).subarray(b * plane, (b + 1) * plane);
-                const k = mask === undefined ? undefined : (mask.data as Uint8Array).subarray(b * plane, (b + 1) * plane);
-                regions.push(...mapRegions(m, k, W, H, spec.threshold, meta.transforms[b]!, config.minAreaPx ?? spec.minAreaPx, ctx.calibration?.mmPerPixel));
-              }
+        const scoreT = outputOf(part, spec.score);
+        const items = scoreT.dims[0] ?? 1;
+        let imageScore = 0;
+        for (let b = 0; b < items; b++) imageScore = Math.max(imageScore, Number(scoreT.data[b]));
+        imageScore = Math.min(1, Math.max(0, imageScore));
+        const defects: Defect[] = [];
+        if (imageScore >= spec.threshold) {
+          const regions: ScoredRegion[] = [];
+          if (spec.map !== undefined) {
+            const map = outputOf(part, spec.map);
+            const [H, W] = map.dims.slice(-2) as [number, number];
+            const plane = H * W;
+            const mask = spec.mask === undefined ? undefined : part.outputs?.[spec.mask];
+            for (let b = 0; b < items; b++) {
+              const m = (map.data as Float32Array).subarray(b * plane, (b + 1) * plane);
+              const k = mask === undefined ? undefined : (mask.data as Uint8Array).subarray(b * plane, (b + 1) * plane);
+              regions.push(...mapRegions(m, k, W, H, spec.threshold, meta.transforms[b]!, config.minAreaPx ?? spec.minAreaPx, ctx.calibration?.mmPerPixel));
             }
-            const kept = dedupeRegions(regions, items);
-            if (kept.length === 0) defects.push({ label, score: imageScore });
-            else for (const r of kept) defects.push({ label, score: Math.max(r.score, imageScore), region: r.region, box: r.region.box });
           }
-          const findings: Findings = { defects, scores: { defect: imageScore, [label]: imageScore } };
-          return { findings };
-        } catch (e) {
-          throw new LinegateError('LG_ERR_MODEL_DECODE', [manifest.name, messageOf(e)], { step: ctx.step, cause: e });
+          const kept = dedupeRegions(regions, items);
+          if (kept.length === 0) defects.push({ label, score: imageScore });
+          else for (const r of kept) defects.push({ label, score: Math.max(r.score, imageScore), region: r.region, box: r.region.box });
         }
-      },
+        return { defects, scores: { defect: imageScore, [label]: imageScore } };
+      }),
     };
   },
 });

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { definePlugin, type Findings } from '../../runtime/contract.js';
-import { LinegateError, messageOf } from '../../runtime/errors.js';
+import { definePlugin } from '../../runtime/contract.js';
 import type { Defect } from '../../runtime/result.js';
 import { activate } from '../lib/activation.js';
-import { modelMetaOf, outputOf } from '../model-onnx/meta.js';
+import { decoderRun } from '../model-onnx/decoder.js';
+import { outputOf } from '../model-onnx/meta.js';
 
 const Config = z.object({}).strict();
 
@@ -24,46 +24,37 @@ export const classifyDecode = definePlugin({
   },
   async init() {
     return {
-      async run(part, ctx) {
-        ctx.signal.throwIfAborted();
-        const meta = modelMetaOf(part);
+      run: decoderRun('classification', (part, meta, spec) => {
         const { manifest } = meta;
-        if (manifest.decode.kind !== 'classification') throw new Error(`model ${manifest.name} is a ${manifest.task} model`);
-        const spec = manifest.decode;
-        try {
-          const out = outputOf(part, spec.output);
-          const nc = manifest.labels.length;
-          const items = out.data.length / nc;
-          if (!Number.isInteger(items) || out.dims.at(-1) !== nc) throw new Error(`output ${spec.output} [${out.dims.join(',')}] does not end in ${nc} classes`);
-          const data = out.data as Float32Array;
-          const good = new Set(spec.goodLabels.map((l) => manifest.labels.indexOf(l)));
-          const probs = new Float64Array(nc);
-          const best = new Float64Array(nc);
-          let worst = { defect: -1, item: 0 };
-          for (let n = 0; n < items; n++) {
-            activate(spec.activation, data, n * nc, nc, 1, probs);
-            let pGood = 0;
-            for (let c = 0; c < nc; c++) {
-              if (good.has(c)) pGood += probs[c]!;
-              else best[c] = Math.max(best[c]!, probs[c]!);
-            }
-            if (1 - pGood > worst.defect) worst = { defect: 1 - pGood, item: n };
-          }
-          const tile = items > 1 ? meta.transforms[worst.item]?.region : undefined;
-          const defects: Defect[] = [];
-          const scores: Record<string, number> = { defect: clamp01(worst.defect) };
+        const out = outputOf(part, spec.output);
+        const nc = manifest.labels.length;
+        const items = out.data.length / nc;
+        if (!Number.isInteger(items) || out.dims.at(-1) !== nc) throw new Error(`output ${spec.output} [${out.dims.join(',')}] does not end in ${nc} classes`);
+        const data = out.data as Float32Array;
+        const good = new Set(spec.goodLabels.map((l) => manifest.labels.indexOf(l)));
+        const probs = new Float64Array(nc);
+        const best = new Float64Array(nc);
+        let worst = { defect: -1, item: 0 };
+        for (let n = 0; n < items; n++) {
+          activate(spec.activation, data, n * nc, nc, 1, probs);
+          let pGood = 0;
           for (let c = 0; c < nc; c++) {
-            if (good.has(c)) continue;
-            const label = manifest.labels[c]!;
-            scores[label] = clamp01(best[c]!);
-            defects.push({ label, score: clamp01(best[c]!), ...(tile === undefined ? {} : { box: { x: tile.x, y: tile.y, w: tile.width, h: tile.height } }) });
+            if (good.has(c)) pGood += probs[c]!;
+            else best[c] = Math.max(best[c]!, probs[c]!);
           }
-          const findings: Findings = { defects, scores };
-          return { findings };
-        } catch (e) {
-          throw new LinegateError('LG_ERR_MODEL_DECODE', [manifest.name, messageOf(e)], { step: ctx.step, cause: e });
+          if (1 - pGood > worst.defect) worst = { defect: 1 - pGood, item: n };
         }
-      },
+        const tile = items > 1 ? meta.transforms[worst.item]?.region : undefined;
+        const defects: Defect[] = [];
+        const scores: Record<string, number> = { defect: clamp01(worst.defect) };
+        for (let c = 0; c < nc; c++) {
+          if (good.has(c)) continue;
+          const label = manifest.labels[c]!;
+          scores[label] = clamp01(best[c]!);
+          defects.push({ label, score: clamp01(best[c]!), ...(tile === undefined ? {} : { box: { x: tile.x, y: tile.y, w: tile.width, h: tile.height } }) });
+        }
+        return { defects, scores };
+      }),
     };
   },
 });

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { definePlugin, type Findings } from '../../runtime/contract.js';
-import { LinegateError, messageOf } from '../../runtime/errors.js';
+import { definePlugin } from '../../runtime/contract.js';
 import type { Defect } from '../../runtime/result.js';
 import { activate } from '../lib/activation.js';
-import { modelMetaOf, outputOf } from '../model-onnx/meta.js';
+import { decoderRun } from '../model-onnx/decoder.js';
+import { outputOf } from '../model-onnx/meta.js';
 import { dedupeRegions, mapRegions } from '../model-onnx/regions.js';
 
 const Config = z
@@ -29,61 +29,52 @@ export const segmentDecode = definePlugin({
   },
   async init(config) {
     return {
-      async run(part, ctx) {
-        ctx.signal.throwIfAborted();
-        const meta = modelMetaOf(part);
+      run: decoderRun('segmentation', (part, meta, spec, ctx) => {
         const { manifest } = meta;
-        if (manifest.decode.kind !== 'segmentation') throw new Error(`model ${manifest.name} is a ${manifest.task} model`);
-        const spec = manifest.decode;
-        try {
-          const out = outputOf(part, spec.output);
-          const [items, channels, H, W] = out.dims as [number, number, number, number];
-          const nc = manifest.labels.length;
-          if (out.dims.length !== 4 || (channels !== nc && !(channels === 1 && nc === 1))) throw new Error(`output [${out.dims.join(',')}] is not (N, ${nc}, H, W)`);
-          const data = out.data as Float32Array;
-          const plane = H * W;
-          const background = spec.backgroundLabel === undefined ? -1 : manifest.labels.indexOf(spec.backgroundLabel);
-          const probs = new Float64Array(channels);
-          const found: { label: string; regions: ReturnType<typeof mapRegions> }[][] = [];
-          for (let b = 0; b < items; b++) {
-            // One activation per pixel fills every class's map and mask.
-            const maps = Array.from({ length: channels }, () => new Float32Array(plane));
-            const masks = Array.from({ length: channels }, () => new Uint8Array(plane));
-            const base = b * channels * plane;
-            for (let i = 0; i < plane; i++) {
-              activate(spec.activation, data, base + i, channels, plane, probs);
-              let top = 0;
-              for (let k = 1; k < channels; k++) if (probs[k]! > probs[top]!) top = k;
-              for (let k = 0; k < channels; k++) {
-                maps[k]![i] = probs[k]!;
-                // softmax: a pixel belongs to its most likely class; sigmoid: to every class above the threshold
-                masks[k]![i] = probs[k]! >= config.threshold && (spec.activation !== 'softmax' || k === top) ? 1 : 0;
-              }
-            }
-            found.push(
-              maps.flatMap((map, c) =>
-                c === background ? [] : [{ label: manifest.labels[c]!, regions: mapRegions(map, masks[c], W, H, config.threshold, meta.transforms[b]!, config.minAreaPx ?? spec.minAreaPx, ctx.calibration?.mmPerPixel) }],
-              ),
-            );
-          }
-          const defects: Defect[] = [];
-          const scores: Record<string, number> = { defect: 0 };
-          for (let c = 0; c < channels; c++) {
-            if (c === background) continue;
-            const label = manifest.labels[c]!;
-            const all = found.flatMap((perItem) => perItem.filter((f) => f.label === label).flatMap((f) => f.regions));
-            for (const r of dedupeRegions(all, items)) {
-              defects.push({ label, score: r.score, region: r.region, box: r.region.box });
-              scores[label] = Math.max(scores[label] ?? 0, r.score);
-              scores.defect = Math.max(scores.defect!, r.score);
+        const out = outputOf(part, spec.output);
+        const [items, channels, H, W] = out.dims as [number, number, number, number];
+        const nc = manifest.labels.length;
+        if (out.dims.length !== 4 || (channels !== nc && !(channels === 1 && nc === 1))) throw new Error(`output [${out.dims.join(',')}] is not (N, ${nc}, H, W)`);
+        const data = out.data as Float32Array;
+        const plane = H * W;
+        const background = spec.backgroundLabel === undefined ? -1 : manifest.labels.indexOf(spec.backgroundLabel);
+        const probs = new Float64Array(channels);
+        const found: { label: string; regions: ReturnType<typeof mapRegions> }[][] = [];
+        for (let b = 0; b < items; b++) {
+          // One activation per pixel fills every class's map and mask.
+          const maps = Array.from({ length: channels }, () => new Float32Array(plane));
+          const masks = Array.from({ length: channels }, () => new Uint8Array(plane));
+          const base = b * channels * plane;
+          for (let i = 0; i < plane; i++) {
+            activate(spec.activation, data, base + i, channels, plane, probs);
+            let top = 0;
+            for (let k = 1; k < channels; k++) if (probs[k]! > probs[top]!) top = k;
+            for (let k = 0; k < channels; k++) {
+              maps[k]![i] = probs[k]!;
+              // softmax: a pixel belongs to its most likely class; sigmoid: to every class above the threshold
+              masks[k]![i] = probs[k]! >= config.threshold && (spec.activation !== 'softmax' || k === top) ? 1 : 0;
             }
           }
-          const findings: Findings = { defects, scores };
-          return { findings };
-        } catch (e) {
-          throw new LinegateError('LG_ERR_MODEL_DECODE', [manifest.name, messageOf(e)], { step: ctx.step, cause: e });
+          found.push(
+            maps.flatMap((map, c) =>
+              c === background ? [] : [{ label: manifest.labels[c]!, regions: mapRegions(map, masks[c], W, H, config.threshold, meta.transforms[b]!, config.minAreaPx ?? spec.minAreaPx, ctx.calibration?.mmPerPixel) }],
+            ),
+          );
         }
-      },
+        const defects: Defect[] = [];
+        const scores: Record<string, number> = { defect: 0 };
+        for (let c = 0; c < channels; c++) {
+          if (c === background) continue;
+          const label = manifest.labels[c]!;
+          const all = found.flatMap((perItem) => perItem.filter((f) => f.label === label).flatMap((f) => f.regions));
+          for (const r of dedupeRegions(all, items)) {
+            defects.push({ label, score: r.score, region: r.region, box: r.region.box });
+            scores[label] = Math.max(scores[label] ?? 0, r.score);
+            scores.defect = Math.max(scores.defect!, r.score);
+          }
+        }
+        return { defects, scores };
+      }),
     };
   },
 });

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { definePlugin, type Findings } from '../../runtime/contract.js';
-import { LinegateError, messageOf } from '../../runtime/errors.js';
+import { definePlugin } from '../../runtime/contract.js';
 import type { Defect } from '../../runtime/result.js';
 import { nms, type Scored } from '../lib/nms.js';
-import { boxToSource, modelMetaOf, outputOf } from '../model-onnx/meta.js';
+import { decoderRun } from '../model-onnx/decoder.js';
+import { boxToSource, outputOf } from '../model-onnx/meta.js';
 import type { Transform } from '../model-onnx/preprocess.js';
 
 const Config = z
@@ -93,31 +93,22 @@ export const yoloDecode = definePlugin({
   },
   async init(config) {
     return {
-      async run(part, ctx) {
-        ctx.signal.throwIfAborted();
-        const meta = modelMetaOf(part);
+      run: decoderRun('yolo', (part, meta, spec) => {
         const { manifest } = meta;
-        if (manifest.decode.kind !== 'yolo') throw new Error(`model ${manifest.name} is a ${manifest.task} model`);
-        const spec = manifest.decode;
-        try {
-          const out = outputOf(part, spec.output);
-          const dets = decodeYolo(out.data as Float32Array, out.dims, spec.format, manifest.labels.length, meta.transforms, {
-            scoreThreshold: config.scoreThreshold ?? spec.scoreThreshold,
-            iouThreshold: config.iouThreshold ?? spec.iouThreshold,
-            maxDetections: config.maxDetections ?? spec.maxDetections,
-          });
-          const defects: Defect[] = dets.map((d) => ({ label: manifest.labels[d.cls]!, score: d.score, box: d.box }));
-          const scores: Record<string, number> = { defect: 0 };
-          for (const d of defects) {
-            scores[d.label] = Math.max(scores[d.label] ?? 0, d.score);
-            scores.defect = Math.max(scores.defect!, d.score);
-          }
-          const findings: Findings = { defects, scores };
-          return { findings };
-        } catch (e) {
-          throw new LinegateError('LG_ERR_MODEL_DECODE', [manifest.name, messageOf(e)], { step: ctx.step, cause: e });
+        const out = outputOf(part, spec.output);
+        const dets = decodeYolo(out.data as Float32Array, out.dims, spec.format, manifest.labels.length, meta.transforms, {
+          scoreThreshold: config.scoreThreshold ?? spec.scoreThreshold,
+          iouThreshold: config.iouThreshold ?? spec.iouThreshold,
+          maxDetections: config.maxDetections ?? spec.maxDetections,
+        });
+        const defects: Defect[] = dets.map((d) => ({ label: manifest.labels[d.cls]!, score: d.score, box: d.box }));
+        const scores: Record<string, number> = { defect: 0 };
+        for (const d of defects) {
+          scores[d.label] = Math.max(scores[d.label] ?? 0, d.score);
+          scores.defect = Math.max(scores.defect!, d.score);
         }
-      },
+        return { defects, scores };
+      }),
     };
   },
 });

@@ -1,4 +1,5 @@
 import { readFile, readdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { definePlugin, type FrameInput, type PluginContext } from '../../runtime/contract.js';
@@ -76,8 +77,10 @@ export const opcuaPlc = definePlugin({
       connectAttempts: config.connectAttempts,
       connectDelayMs: config.connectDelayMs,
       sessionTimeoutMs: config.sessionTimeoutMs,
-      ...(config.security.mode === 'None' ? {} : { pkiDir: ctx.resolvePath(config.security.pki) }),
-      applicationUri: `urn:linegate:${ctx.stationId}`,
+      // Always our own PKI (node-opcua would otherwise make one under the user's home, even for mode None).
+      pkiDir: ctx.resolvePath(config.security.pki),
+      // One application instance per machine: one certificate in the PKI serves every station on it.
+      applicationUri: `urn:${hostname()}:linegate`,
       log: ctx.log,
     });
     const handshake = new Handshake(link, {
@@ -154,6 +157,8 @@ export const opcuaTrigger = definePlugin({
         const onAbort = (): void => wake?.();
         handshake.on('trigger', onTrigger);
         run.signal.addEventListener('abort', onAbort);
+        // A trigger raised while the station was still starting is waiting: take it first.
+        if (handshake.pending !== undefined) queue.push(handshake.pending);
         try {
           while (!run.signal.aborted) {
             const t = queue.shift();

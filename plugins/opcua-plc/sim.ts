@@ -10,6 +10,7 @@ import {
   OPCUACertificateManager,
   OPCUAServer,
   SecurityPolicy,
+  Subscription,
   nodesets,
   setErrorLogger,
   setWarningLogger,
@@ -18,7 +19,7 @@ import {
   type UAVariable,
 } from 'node-opcua';
 import { z } from 'zod';
-import { withTimeout } from '../../runtime/execute/bounded.js';
+import { sleep, withTimeout } from '../../runtime/execute/bounded.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import { SIM_TYPES, TagMap, defaultTagMap, type TagName } from './tags.js';
 
@@ -60,8 +61,10 @@ export const SimOptions = z
     triggerRateHz: z.number().min(0).max(100).default(2).describe('0: manual triggers only'),
     partIdPrefix: z.string().default('P'),
     resultTimeoutMs: z.number().int().positive().default(2000),
+    triggerLowMs: z.number().int().min(0).max(10_000).default(100).describe('the least time Trigger stays low between two cycles'),
     heartbeatMs: z.number().int().min(0).default(200).describe('PlcHeartbeat period; 0: no PLC heartbeat'),
     visionWatchdogMs: z.number().int().positive().default(2000),
+    minPublishingIntervalMs: z.number().int().min(1).max(1000).default(10).describe("the server's floor for a subscription's publishing interval (node-opcua: 50)"),
     security: SecurityOptions.prefault({}),
   })
   .strict();
@@ -166,6 +169,7 @@ export function parseSimOptions(input: SimOptionsInput = {}): SimSettings {
     if (INTEGER_TAGS.includes(tag) && (t === 'String' || t === 'Float' || t === 'Double')) bad(`types.${tag}`, `must be an integer type, not ${t}`);
   }
   if (types.modelVersion !== 'String') bad('types.modelVersion', 'must be String');
+  if (types.partId === 'Float' || types.partId === 'Double') bad('types.partId', 'must be String or an integer type');
   const seen = new Map<string, string>();
   for (const [tag, nodeId] of Object.entries(o.tags) as [TagName, string | undefined][]) {
     if (nodeId === undefined) continue;
@@ -238,6 +242,8 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
   #cycles: Promise<unknown> = Promise.resolve();
   #queued = 0;
   #counter = 0;
+  /** When Trigger last went low (performance.now()); 0: never raised since the start. */
+  #lowSince = 0;
   #ready = false;
   #lastBeatAt = 0;
   #beatLost = false;
@@ -367,6 +373,9 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     const userCertificateManager = new OPCUACertificateManager({ rootFolder: path.join(this.pkiDir, 'user'), automaticallyAcceptUnknownCertificate: false });
     const users = (sec.users ?? []).map((u) => ({ name: u.username, hash: sha256(u.password) }));
     const wildcard = o.host === '0.0.0.0' || o.host === '::';
+    // node-opcua's floor of 50 ms would dominate trigger -> result (a fast PLC publishes every 10-20 ms).
+    // It is a static: it holds for every node-opcua server in this process, and the sim started last sets it.
+    Subscription.minimumPublishingInterval = o.minPublishingIntervalMs;
     const server = new OPCUAServer({
       port: this.#port,
       host: o.host,
@@ -393,6 +402,7 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
       const run: Run = { server, vars, abort: new AbortController(), timers: [] };
       this.#run = run;
       this.#counter = 0;
+      this.#lowSince = 0;
       this.#setReady(false);
       this.#startTimers(run);
     } catch (e) {
@@ -469,7 +479,11 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     const ready = run.vars.get('visionReady');
     const heartbeat = run.vars.get('visionHeartbeat');
     ready?.on('value_changed', (dv: DataValue) => this.#setReady(dv.value.value === true));
-    heartbeat?.on('value_changed', () => {
+    let lastBeat: unknown = heartbeat?.readValue().value.value;
+    heartbeat?.on('value_changed', (dv: DataValue) => {
+      // A rewrite of the same number is a stuck counter, not a heartbeat (value_changed also fires on a new timestamp).
+      if (dv.value.value === lastBeat) return;
+      lastBeat = dv.value.value;
       this.#lastBeatAt = performance.now();
       this.#beatLost = false;
     });
@@ -519,6 +533,11 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     if (partIdArg !== undefined && o.types.partId !== 'String' && !/^\d+$/.test(partIdArg)) {
       throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', ['trigger(partId)', `PartId is a ${o.types.partId} tag: "${partIdArg}" is not a whole number`]);
     }
+    // A subscription folds the changes inside one sampling interval into the last of them: a low pulse
+    // shorter than the vision side's sampling interval would make two parts one long trigger.
+    const lowFor = this.#lowSince === 0 ? Infinity : performance.now() - this.#lowSince;
+    if (lowFor < o.triggerLowMs) await sleep(o.triggerLowMs - lowFor, signal);
+    if (signal.aborted) throw signal.reason as Error;
     this.#counter = (this.#counter + 1) % (WRAP[o.types.triggerCounter] ?? 0x100000000);
     const counter = this.#counter;
     const partId = partIdArg ?? (o.types.partId === 'String' ? `${o.partIdPrefix}${String(counter).padStart(6, '0')}` : String(counter));
@@ -535,6 +554,7 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     if (answered === 'aborted') throw signal.reason as Error;
     if (answered === 'timeout') {
       this.#set(run, 'trigger', false);
+      this.#lowSince = performance.now();
       this.#stats.timeouts++;
       return this.#record({ partId, counter, outcome: 'timeout', verdict: 0, rejectCode: 0, latencyMs, at });
     }
@@ -559,6 +579,7 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     if (dropped === 'aborted') throw signal.reason as Error;
     this.#set(run, 'resultAck', false);
     this.#set(run, 'trigger', false);
+    this.#lowSince = performance.now();
     if (dropped === 'timeout') this.#stats.validStuck++;
     return this.#record({
       partId,

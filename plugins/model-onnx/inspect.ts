@@ -14,18 +14,11 @@ import { readGraph, sha256File, type GraphTensor } from './session.js';
  * confirm before the draft is trusted on a line.
  */
 
-export interface Inspection {
+export interface Inspection extends Pick<OnnxModelInfo, 'irVersion' | 'producerName' | 'producerVersion' | 'domain' | 'modelVersion' | 'docString' | 'opsetImports'> {
   /** Absolute path of the .onnx file. */
   readonly file: string;
   readonly bytes: number;
   readonly sha256: string;
-  readonly irVersion: number;
-  readonly producerName: string;
-  readonly producerVersion: string;
-  readonly domain: string;
-  readonly modelVersion: number;
-  readonly docString: string;
-  readonly opsetImports: readonly OpsetImport[];
   /** ONNX metadata_props, as stored (text; Ultralytics writes Python reprs). */
   readonly metadata: Readonly<Record<string, string>>;
   readonly inputs: readonly GraphTensor[];

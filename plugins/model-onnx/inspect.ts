@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import { ModelManifest } from './manifest.js';
-import { isProtoError, metadataOf, readOnnxModelInfo, type OnnxModelInfo, type OpsetImport } from './onnx-proto.js';
+import { isProtoError, metadataOf, readOnnxModelInfo, type OnnxModelInfo } from './onnx-proto.js';
 import { tryPyLiteral, type PyValue } from './pyliteral.js';
 import { readGraph, sha256File, type GraphTensor } from './session.js';
 

@@ -237,6 +237,25 @@ export function buildCli(): Command {
       process.stdout.write(opts.json === true ? `${JSON.stringify(list, null, 2)}\n` : list.map((p) => `${p.id.padEnd(28)} ${p.kind.padEnd(12)} ${p.description}\n`).join(''));
     });
 
+  const pki = program.command('pki').description("linegate's OPC UA certificate and the PLC certificates it trusts");
+  pki
+    .command('show')
+    .description("print linegate's own certificate (subject, URI, validity, SHA-1 fingerprint): what the PLC side must trust")
+    .option('--pki <dir>', 'PKI folder', 'var/pki')
+    .action(async (opts: { pki: string }) => {
+      const { showOwnCertificate } = await import('../plugins/opcua-plc/pki.js');
+      process.stdout.write(`${JSON.stringify(await showOwnCertificate(path.resolve(opts.pki)), null, 2)}\n`);
+    });
+  pki
+    .command('trust')
+    .description("trust a PLC's certificate (PEM or DER), e.g. exported from TIA Portal or taken from the PKI's rejected/ folder")
+    .argument('<certificate>', 'certificate file')
+    .option('--pki <dir>', 'PKI folder', 'var/pki')
+    .action(async (file: string, opts: { pki: string }) => {
+      const { trustCertificate } = await import('../plugins/opcua-plc/pki.js');
+      process.stdout.write(`${JSON.stringify(await trustCertificate(path.resolve(opts.pki), path.resolve(file)), null, 2)}\n`);
+    });
+
   program
     .command('plc-sim')
     .description(

@@ -84,6 +84,7 @@ export const ERRORS = {
   LG_ERR_PLC_DOWN: def('the PLC link is down; %s refused, not queued', true, 503),
   LG_ERR_PLC_NOT_PENDING: def('no verdict written for part %s: the PLC asked about part %s', false, 409),
   LG_ERR_PLC_NO_ACK: def('the PLC did not acknowledge the result for part %s within %d ms', true, 504),
+  LG_ERR_PLC_PKI: def('PKI folder %s: %s', false, 400),
   LG_ERR_PLC_DEADLINE: def('no verdict for part %s within %d ms of its trigger: the PLC gets "not decidable"', false, 504, 909),
   LG_ERR_PLC_SIM_CONFIG: def('simulated PLC option %s: %s', false, 400),
   LG_ERR_PLC_SIM_START: def('the simulated PLC cannot start on %s: %s', true, 503),

@@ -134,7 +134,9 @@ export class PlcLink extends EventEmitter<LinkEvents> {
       await client.connect(o.endpoint);
     } catch (e) {
       await client.disconnect().catch(() => undefined);
-      throw new LinegateError('LG_ERR_PLC_CONNECT', [o.endpoint, o.connectAttempts, messageOf(e)], { cause: e });
+      const why = messageOf(e);
+      const hint = /BadCertificateUntrusted/.test(why) && o.pkiDir !== undefined ? `; the PLC's certificate is not trusted: linegate pki trust <its certificate> --pki ${o.pkiDir}` : '';
+      throw new LinegateError('LG_ERR_PLC_CONNECT', [o.endpoint, o.connectAttempts, `${why}${hint}`], { cause: e });
     }
     // After the first connection, reconnect for as long as it takes.
     (client as unknown as { connectionStrategy: { maxRetry: number } }).connectionStrategy.maxRetry = -1;

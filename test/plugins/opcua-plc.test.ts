@@ -5,7 +5,9 @@ import type { Station } from '../../runtime/station.js';
 import { SimulatedPlc } from '../../plugins/opcua-plc/sim.js';
 import { opcuaPlc } from '../../plugins/opcua-plc/index.js';
 import { defaultTagMap } from '../../plugins/opcua-plc/tags.js';
-import { contextFor } from '../helpers/samples.js';
+import { contextFor, sampleResult } from '../helpers/samples.js';
+import { scratch } from '../helpers/scratch.js';
+import { showOwnCertificate, trustCertificate } from '../../plugins/opcua-plc/pki.js';
 import { ROOT, stationFrom } from '../helpers/station.js';
 
 /** Everything over loopback: linegate's client against a real OPC UA server playing the PLC. */
@@ -138,4 +140,93 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
     // no verdict went to the wrong part: every answer echoed its own trigger
     expect(plc.report().echoMismatches).toBe(0);
   }, 40_000);
+
+  it('streams counted results in free-run mode, with no trigger', async () => {
+    const plc = await sim();
+    const ctx = contextFor(new AbortController().signal);
+    const sink = await opcuaPlc.init(opcuaPlc.manifest.config.parse({ endpoint: plc.endpoint, mode: 'free-run' }), ctx);
+    try {
+      for (let i = 1; i <= 3; i++) await sink.write(sampleResult({ partId: `FR-${i}`, verdict: i === 2 ? 'pass' : 'fail', rejectCode: i === 2 ? 0 : 11 }), ctx);
+      expect([plc.read('resultPartId'), plc.read('resultCounter'), plc.read('verdict'), plc.read('rejectCode')]).toEqual(['FR-3', 3, 2, 11]);
+    } finally {
+      await sink.close?.();
+    }
+  });
 });
+
+describe('core/opcua-plc@1 security', () => {
+  const users = [{ username: 'vision', password: 's3cret-pw' }];
+  const secureSim = (accept = true) =>
+    sim({ security: { allowAnonymous: false, users, modes: ['SignAndEncrypt'], policies: ['Basic256Sha256'], automaticallyAcceptUnknownCertificate: accept } });
+  const config = (endpoint: string, pki: string, passwordEnv: string) =>
+    opcuaPlc.manifest.config.parse({
+      endpoint,
+      mode: 'free-run',
+      connectAttempts: 2,
+      connectDelayMs: 200,
+      security: { mode: 'SignAndEncrypt', policy: 'Basic256Sha256', pki },
+      user: { username: { env: 'LG_TEST_PLC_USER' }, password: { env: passwordEnv } },
+    });
+
+  afterEach(() => {
+    delete process.env.LG_TEST_PLC_USER;
+    delete process.env.LG_TEST_PLC_PASSWORD;
+    delete process.env.LG_TEST_PLC_WRONG;
+  });
+
+  it('works with SignAndEncrypt, Basic256Sha256 and a username from the environment, once the PLC certificate is trusted', async () => {
+    const plc = await secureSim();
+    const pki = scratch('lg-pki-');
+    await trustCertificate(pki, plc.certificateFile);
+    process.env.LG_TEST_PLC_USER = 'vision';
+    process.env.LG_TEST_PLC_PASSWORD = 's3cret-pw';
+    const ctx = contextFor(new AbortController().signal);
+    const sink = await opcuaPlc.init(config(plc.endpoint, pki, 'LG_TEST_PLC_PASSWORD'), ctx);
+    try {
+      await sink.write(sampleResult({ partId: 'SEC-1' }), ctx);
+      expect(plc.read('resultPartId')).toBe('SEC-1');
+      // linegate made its own certificate in its PKI at first start; `linegate pki show` reads it
+      expect((await showOwnCertificate(pki)).subjectAltName).toContain(':linegate');
+    } finally {
+      await sink.close?.();
+    }
+  });
+
+  it('refuses a wrong password with a clear error that does not contain the password', async () => {
+    const plc = await secureSim();
+    const pki = scratch('lg-pki-');
+    await trustCertificate(pki, plc.certificateFile);
+    process.env.LG_TEST_PLC_USER = 'vision';
+    process.env.LG_TEST_PLC_WRONG = 'not-the-password';
+    const err = await opcuaPlc.init(config(plc.endpoint, pki, 'LG_TEST_PLC_WRONG'), contextFor(new AbortController().signal)).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(err?.code).toBe('LG_ERR_PLC_SESSION');
+    expect(err?.message).toMatch(/BadUserAccessDenied|BadIdentityTokenRejected|BadIdentityTokenInvalid/);
+    expect(err?.message).not.toContain('not-the-password');
+  });
+
+  it('refuses a PLC whose certificate linegate does not trust', async () => {
+    const plc = await secureSim();
+    process.env.LG_TEST_PLC_USER = 'vision';
+    process.env.LG_TEST_PLC_PASSWORD = 's3cret-pw';
+    const err = await opcuaPlc.init(config(plc.endpoint, scratch('lg-pki-'), 'LG_TEST_PLC_PASSWORD'), contextFor(new AbortController().signal)).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(err?.code).toBe('LG_ERR_PLC_CONNECT');
+    expect(err?.message).toContain('BadCertificateUntrusted');
+    expect(err?.message).toContain('linegate pki trust');
+  });
+
+  it('names the missing variable when the password is not in the environment', async () => {
+    const plc = await secureSim();
+    process.env.LG_TEST_PLC_USER = 'vision';
+    await expect(opcuaPlc.init(config(plc.endpoint, scratch('lg-pki-'), 'LG_TEST_PLC_PASSWORD'), contextFor(new AbortController().signal))).rejects.toMatchObject({
+      code: 'LG_ERR_PLC_CREDENTIALS',
+      message: expect.stringContaining('LG_TEST_PLC_PASSWORD is not set'),
+    });
+  });
+});
+

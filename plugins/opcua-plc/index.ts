@@ -2,10 +2,11 @@ import { readFile, readdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { definePlugin, type FrameInput, type PluginContext } from '../../runtime/contract.js';
+import { definePlugin, type FrameInput, type PluginContext, type SinkInstance } from '../../runtime/contract.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import { Handshake, type Trigger } from './handshake.js';
 import { PlcLink } from './link.js';
+import { loadOpcua } from './opcua.js';
 import { TagMap, defaultTagMap } from './tags.js';
 
 const Secret = z
@@ -18,7 +19,12 @@ const Secret = z
 
 const Config = z
   .object({
-    endpoint: z.string().regex(/^opc\.tcp:\/\/.+/, 'an opc.tcp:// URL').describe("the PLC's OPC UA server"),
+    endpoint: z.string().regex(/^opc\.tcp:\/\/.+/, 'an opc.tcp:// URL').optional().describe("the PLC's OPC UA server (not with simulate)"),
+    simulate: z
+      .object({ triggerRateHz: z.number().min(0).max(100).default(2) })
+      .strict()
+      .optional()
+      .describe('serve a simulated PLC in this process (loopback, a free port) and talk to it: the demo and trials without a PLC'),
     mode: z.enum(['plc', 'free-run']).default('plc').describe('plc: the PLC triggers each part (use core/opcua-trigger@1 as the source); free-run: results are a counted stream'),
     tags: TagMap.default(defaultTagMap()),
     security: z
@@ -39,7 +45,8 @@ const Config = z
     heartbeatMs: z.number().int().min(10).max(60_000).default(200),
     plcWatchdogMs: z.number().int().min(0).max(600_000).default(2000).describe("0: the PLC's heartbeat is not watched"),
   })
-  .strict();
+  .strict()
+  .refine((c) => (c.endpoint === undefined) !== (c.simulate === undefined), { message: 'give either endpoint (a real PLC) or simulate', path: ['endpoint'] });
 
 /** Sinks by station and step, so the trigger source finds the link its sink opened (sinks start first). */
 const handshakes = new Map<string, Handshake>();
@@ -67,55 +74,76 @@ export const opcuaPlc = definePlugin({
     critical: true,
   },
   async init(config, ctx) {
-    const user =
-      config.user === undefined ? undefined : { username: await secret(config.user.username, ctx, 'username'), password: await secret(config.user.password, ctx, 'password') };
-    const link = await PlcLink.open({
-      endpoint: config.endpoint,
-      tags: config.tags,
-      security: { mode: config.security.mode, policy: config.security.policy },
-      ...(user === undefined ? {} : { user }),
-      connectAttempts: config.connectAttempts,
-      connectDelayMs: config.connectDelayMs,
-      sessionTimeoutMs: config.sessionTimeoutMs,
-      // Always our own PKI (node-opcua would otherwise make one under the user's home, even for mode None).
-      pkiDir: ctx.resolvePath(config.security.pki),
-      // One application instance per machine: one certificate in the PKI serves every station on it.
-      applicationUri: `urn:${hostname()}:linegate`,
-      log: ctx.log,
-    });
-    const handshake = new Handshake(link, {
-      mode: config.mode,
-      deadlineMs: config.deadlineMs,
-      ackTimeoutMs: config.ackTimeoutMs,
-      heartbeatMs: config.heartbeatMs,
-      plcWatchdogMs: config.tags.plcHeartbeat === undefined ? 0 : config.plcWatchdogMs,
-      log: ctx.log,
-    });
+    // The simulated PLC is loaded only when asked for (it pulls in the OPC UA server side), and
+    // only after loadOpcua() has sent node-opcua's console output to stderr.
+    const sim =
+      config.simulate === undefined
+        ? undefined
+        : await loadOpcua().then(async () => (await import('./sim.js')).SimulatedPlc.start({ port: 0, triggerRateHz: config.simulate!.triggerRateHz, tags: config.tags }));
+    const endpoint = sim?.endpoint ?? config.endpoint!;
+    if (sim !== undefined) ctx.log.info({ endpoint, triggerRateHz: config.simulate!.triggerRateHz }, 'simulated PLC serving');
     try {
-      await link.watch();
+      return await connect(config, ctx, endpoint, sim);
     } catch (e) {
-      await link.close();
+      await sim?.stop();
       throw e;
     }
-    const id = key(ctx.stationId, ctx.step);
-    handshakes.set(id, handshake);
-    ctx.log.info({ endpoint: config.endpoint, mode: config.mode, security: `${config.security.mode}/${config.security.policy}` }, 'PLC link up');
-    return {
-      started: () => handshake.start(),
-      stopping: () => handshake.stop(),
-      async write(result, run) {
-        run.signal.throwIfAborted();
-        await handshake.deliver(result);
-        return 'delivered' as const;
-      },
-      async close() {
-        handshakes.delete(id);
-        await handshake.stop();
-        await link.close();
-      },
-    };
   },
 });
+
+async function connect(config: z.infer<typeof Config>, ctx: PluginContext, endpoint: string, sim: { report(): unknown; stop(): Promise<void> } | undefined): Promise<SinkInstance> {
+  const user =
+    config.user === undefined ? undefined : { username: await secret(config.user.username, ctx, 'username'), password: await secret(config.user.password, ctx, 'password') };
+  const link = await PlcLink.open({
+    endpoint,
+    tags: config.tags,
+    security: { mode: config.security.mode, policy: config.security.policy },
+    ...(user === undefined ? {} : { user }),
+    connectAttempts: config.connectAttempts,
+    connectDelayMs: config.connectDelayMs,
+    sessionTimeoutMs: config.sessionTimeoutMs,
+    // Always our own PKI (node-opcua would otherwise make one under the user's home, even for mode None).
+    pkiDir: ctx.resolvePath(config.security.pki),
+    // One application instance per machine: one certificate in the PKI serves every station on it.
+    applicationUri: `urn:${hostname()}:linegate`,
+    log: ctx.log,
+  });
+  const handshake = new Handshake(link, {
+    mode: config.mode,
+    deadlineMs: config.deadlineMs,
+    ackTimeoutMs: config.ackTimeoutMs,
+    heartbeatMs: config.heartbeatMs,
+    plcWatchdogMs: config.tags.plcHeartbeat === undefined ? 0 : config.plcWatchdogMs,
+    log: ctx.log,
+  });
+  try {
+    await link.watch();
+  } catch (e) {
+    await link.close();
+    throw e;
+  }
+  const id = key(ctx.stationId, ctx.step);
+  handshakes.set(id, handshake);
+  ctx.log.info({ endpoint, mode: config.mode, security: `${config.security.mode}/${config.security.policy}` }, 'PLC link up');
+  return {
+    started: () => handshake.start(),
+    stopping: () => handshake.stop(),
+    async write(result, run) {
+      run.signal.throwIfAborted();
+      await handshake.deliver(result);
+      return 'delivered' as const;
+    },
+    async close() {
+      handshakes.delete(id);
+      await handshake.stop();
+      await link.close();
+      if (sim !== undefined) {
+        ctx.log.info({ plcSim: sim.report() }, 'what the simulated PLC saw');
+        await sim.stop();
+      }
+    },
+  };
+}
 
 const TriggerConfig = z
   .object({
@@ -143,7 +171,9 @@ export const opcuaTrigger = definePlugin({
     }
     const dir = ctx.resolvePath(config.camera.dir);
     const exts = new Set(config.camera.extensions.map((e) => e.toLowerCase()));
-    const files = (await readdir(dir, { recursive: true })).filter((f) => exts.has(path.extname(f).toLowerCase())).sort();
+    const listed = await readdir(dir, { recursive: true }).catch(() => undefined);
+    if (listed === undefined) throw new LinegateError('LG_ERR_SOURCE_NOT_FOUND', [dir], { step: ctx.step });
+    const files = listed.filter((f) => exts.has(path.extname(f).toLowerCase())).sort();
     if (files.length === 0) throw new LinegateError('LG_ERR_SOURCE_EMPTY', [dir, config.camera.extensions.join(' ')], { step: ctx.step });
     let next = 0;
     return {

@@ -74,6 +74,16 @@ describe('linegate CLI', () => {
     expect(summary).toMatchObject({ frames: 50, dropped: 0, latencyMs: { p50: expect.any(Number), p95: expect.any(Number), p99: expect.any(Number) } });
     // logs are pino JSON on stderr
     for (const line of r.stderr.trim().split('\n').filter((l) => l.startsWith('{'))) expect(JSON.parse(line)).toHaveProperty('level');
+    // the demo's simulated PLC triggered every part and got exactly one verdict per trigger, each with the right echo
+    const sim = r.stderr
+      .split('\n')
+      .filter((l) => l.includes('what the simulated PLC saw'))
+      .map((l) => (JSON.parse(l) as { plcSim: { triggers: number; verdicts: Record<string, number>; echoMismatches: number } }).plcSim)[0]!;
+    const verdicts = Object.values(sim.verdicts).reduce((a, b) => a + b, 0);
+    expect(sim.echoMismatches).toBe(0);
+    expect(verdicts).toBeGreaterThanOrEqual(50);
+    expect(sim.verdicts['0'] + sim.verdicts['3']).toBe(0);
+    expect(sim.triggers - verdicts).toBeLessThanOrEqual(1); // at most the trigger raised as the station stopped
   }, 30_000);
 
   it('drains and exits 0 with a summary on SIGTERM', async () => {

@@ -82,7 +82,7 @@ describe('linegate CLI', () => {
     const verdicts = Object.values(sim.verdicts).reduce((a, b) => a + b, 0);
     expect(sim.echoMismatches).toBe(0);
     expect(verdicts).toBeGreaterThanOrEqual(50);
-    expect(sim.verdicts['0'] + sim.verdicts['3']).toBe(0);
+    expect((sim.verdicts['0'] ?? 0) + (sim.verdicts['3'] ?? 0)).toBe(0);
     expect(sim.triggers - verdicts).toBeLessThanOrEqual(1); // at most the trigger raised as the station stopped
   }, 30_000);
 

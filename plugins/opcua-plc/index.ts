@@ -1,10 +1,11 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { definePlugin, type FrameInput, type PluginContext, type SinkInstance } from '../../runtime/contract.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import { Handshake, type Trigger } from './handshake.js';
+import { IMAGE_EXTENSIONS, listImages } from '../source-folder/index.js';
 import { PlcLink } from './link.js';
 import { loadOpcua } from './opcua.js';
 import { TagMap, defaultTagMap } from './tags.js';
@@ -149,7 +150,7 @@ const TriggerConfig = z
   .object({
     plc: z.string().min(1).describe('name of the core/opcua-plc@1 sink step whose link carries the triggers'),
     camera: z
-      .object({ dir: z.string().min(1), extensions: z.array(z.string()).default(['.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp']) })
+      .object({ dir: z.string().min(1), extensions: z.array(z.string().regex(/^\.[a-z0-9]+$/i)).default(IMAGE_EXTENSIONS) })
       .strict()
       .describe('the fixture camera: each trigger takes the next image of this folder, round and round'),
   })
@@ -170,10 +171,13 @@ export const opcuaTrigger = definePlugin({
       throw new LinegateError('LG_ERR_STATION_STEP_CONFIG', [ctx.step, 'core/opcua-trigger@1', 'plc', `no core/opcua-plc@1 sink named "${config.plc}" in this station`], { step: ctx.step });
     }
     const dir = ctx.resolvePath(config.camera.dir);
-    const exts = new Set(config.camera.extensions.map((e) => e.toLowerCase()));
-    const listed = await readdir(dir, { recursive: true }).catch(() => undefined);
-    if (listed === undefined) throw new LinegateError('LG_ERR_SOURCE_NOT_FOUND', [dir], { step: ctx.step });
-    const files = listed.filter((f) => exts.has(path.extname(f).toLowerCase())).sort();
+    // The same listing as core/folder-source@1: stable byte order, hidden files skipped, links followed.
+    const files = await listImages(dir, config.camera.extensions, true).then(
+      (entries) => entries.map((e) => e.file),
+      () => {
+        throw new LinegateError('LG_ERR_SOURCE_NOT_FOUND', [dir], { step: ctx.step });
+      },
+    );
     if (files.length === 0) throw new LinegateError('LG_ERR_SOURCE_EMPTY', [dir, config.camera.extensions.join(' ')], { step: ctx.step });
     let next = 0;
     return {

@@ -17,13 +17,13 @@ const Config = z
   })
   .strict();
 
-interface Entry {
+export interface Entry {
   readonly file: string;
   readonly label: string | undefined;
 }
 
 /** Every image under `dir`, sorted by relative path (byte order, so every machine agrees). */
-async function listImages(dir: string, extensions: readonly string[], recursive: boolean): Promise<Entry[]> {
+export async function listImages(dir: string, extensions: readonly string[], recursive: boolean): Promise<Entry[]> {
   const exts = new Set(extensions.map((e) => e.toLowerCase()));
   const out: Entry[] = [];
   const walk = async (d: string, rel: string): Promise<void> => {

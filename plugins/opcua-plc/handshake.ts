@@ -26,6 +26,7 @@ export interface HandshakeOptions {
 export interface HandshakeEvents {
   trigger: [Trigger];
   'plc-heartbeat-lost': [];
+  'plc-heartbeat-back': [];
   'missed-triggers': [count: number];
 }
 
@@ -77,8 +78,13 @@ export class Handshake extends EventEmitter<HandshakeEvents> {
       else if (tag === 'resultAck' && Boolean(value)) this.#ack?.resolve();
       else if (tag === 'plcHeartbeat') this.#onPlcHeartbeat();
     });
-    // A restarted PLC has forgotten Ready and the heartbeat: say them again.
-    link.on('up', () => void this.#serial(() => this.#assertReady()).catch((err: unknown) => this.#o.log.error({ err }, 'could not re-assert VisionReady')));
+    // A restarted PLC has forgotten Ready, the heartbeat and the part it asked about.
+    link.on('up', () =>
+      void this.#serial(async () => {
+        await this.#assertReady();
+        await this.#reconcile();
+      }).catch((err: unknown) => this.#o.log.error({ err }, 'could not re-assert VisionReady after the reconnect')),
+    );
     link.on('down', () => this.#ack?.resolve());
   }
 
@@ -157,28 +163,52 @@ export class Handshake extends EventEmitter<HandshakeEvents> {
     if (this.#o.mode !== 'plc') return;
     void this.#serial(async () => {
       const v = await this.#link.read(['partId', 'triggerCounter']);
-      const trigger: Trigger = { partId: String(v.partId), counter: Number(v.triggerCounter), at: Date.now() };
-      const last = this.#last;
-      if (this.#pending !== undefined && this.#pending.counter === trigger.counter) return; // already taken
-      const same = last !== undefined && trigger.counter === last.counter && trigger.partId === last.partId;
-      if (same && !edge) return; // the counter event of a cycle already answered
-      if (same) {
-        // The same trigger again (a reconnect, a PLC retry): answer it again, do not inspect twice.
-        this.#o.log.info({ partId: trigger.partId, counter: trigger.counter }, 'repeated trigger: the last result is written again');
-        await this.#answer(last);
-        return;
-      }
-      if (last !== undefined && trigger.counter > last.counter + 1) {
-        const missed = trigger.counter - last.counter - 1;
-        this.#o.log.warn({ missed, from: last.counter, to: trigger.counter }, 'PLC triggers were missed (their parts got no verdict from linegate; the PLC rejects them on its own time-out)');
-        this.emit('missed-triggers', missed);
-      }
-      this.#pending = trigger;
-      await this.#link.write({ busy: true });
-      clearTimeout(this.#deadline);
-      this.#deadline = setTimeout(() => this.#failSafe(trigger), this.#o.deadlineMs);
-      this.emit('trigger', trigger);
+      await this.#take({ partId: String(v.partId), counter: Number(v.triggerCounter), at: Date.now() }, edge);
     }).catch((err: unknown) => this.#o.log.error({ err }, 'could not take the PLC trigger'));
+  }
+
+  async #take(trigger: Trigger, edge: boolean): Promise<void> {
+    const last = this.#last;
+    if (this.#pending !== undefined && sameCycle(this.#pending, trigger)) return; // already taken
+    const same = last !== undefined && sameCycle(last, trigger);
+    if (same && !edge) return; // the counter event of a cycle already answered
+    if (same) {
+      // The same trigger again (a reconnect, a PLC retry): answer it again, do not inspect twice.
+      this.#o.log.info({ partId: trigger.partId, counter: trigger.counter }, 'repeated trigger: the last result is written again');
+      await this.#answer(last);
+      return;
+    }
+    if (last !== undefined && trigger.counter > last.counter + 1) {
+      const missed = trigger.counter - last.counter - 1;
+      this.#o.log.warn({ missed, from: last.counter, to: trigger.counter }, 'PLC triggers were missed (their parts got no verdict from linegate; the PLC rejects them on its own time-out)');
+      this.emit('missed-triggers', missed);
+    }
+    this.#pending = trigger;
+    await this.#link.write({ busy: true });
+    clearTimeout(this.#deadline);
+    this.#deadline = setTimeout(() => this.#failSafe(trigger), this.#o.deadlineMs);
+    this.emit('trigger', trigger);
+  }
+
+  /**
+   * After a reconnect: a part still pending is kept only if the PLC still asks
+   * about it (a network blip). A PLC that restarted has forgotten it, and its
+   * late verdict must not land on whatever the PLC asks next; a trigger that
+   * is already up again is taken now (no edge will come for it).
+   */
+  async #reconcile(): Promise<void> {
+    if (this.#o.mode !== 'plc') return;
+    const v = await this.#link.read(['trigger', 'partId', 'triggerCounter']);
+    const now: Trigger = { partId: String(v.partId), counter: Number(v.triggerCounter), at: Date.now() };
+    const high = Boolean(v.trigger);
+    const pending = this.#pending;
+    if (pending !== undefined && !(high && sameCycle(pending, now))) {
+      clearTimeout(this.#deadline);
+      this.#pending = undefined;
+      this.#o.log.warn({ partId: pending.partId, counter: pending.counter }, 'the PLC no longer asks about this part after the reconnect (restarted?): its verdict will not be written');
+    }
+    this.#lastTrigger = high;
+    if (high) await this.#take(now, true);
   }
 
   /** No verdict by the deadline: "not decidable" with a reject code, written by the link itself. */
@@ -208,6 +238,7 @@ export class Handshake extends EventEmitter<HandshakeEvents> {
     if (this.#plcLost) {
       this.#plcLost = false;
       this.#o.log.info('PLC heartbeat is back');
+      this.emit('plc-heartbeat-back');
     }
   }
 
@@ -235,5 +266,7 @@ function payloadOf(r: InspectionResult, counter: number): Payload {
     modelVersion: r.model === null ? '' : `${r.model.name}@${r.model.version}`,
   };
 }
+
+const sameCycle = (a: Trigger | Payload, b: Trigger | Payload): boolean => a.partId === b.partId && a.counter === b.counter;
 
 const toWire = (p: Payload) => ({ resultPartId: p.partId, verdict: p.verdict, rejectCode: p.rejectCode, score: p.score, resultCounter: p.counter, modelVersion: p.modelVersion });

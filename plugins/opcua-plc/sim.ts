@@ -1,27 +1,17 @@
-import { X509Certificate, createHash, timingSafeEqual } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { format } from 'node:util';
-import {
-  DataType,
-  MessageSecurityMode,
-  OPCUACertificateManager,
-  OPCUAServer,
-  SecurityPolicy,
-  Subscription,
-  nodesets,
-  setErrorLogger,
-  setWarningLogger,
-  type AddressSpace,
-  type DataValue,
-  type UAVariable,
-} from 'node-opcua';
-import { z } from 'zod';
+import { DataType, setErrorLogger, setWarningLogger, type DataValue, type OPCUAServer, type UAVariable } from 'node-opcua';
 import { sleep, withTimeout } from '../../runtime/execute/bounded.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
-import { SIM_TYPES, TagMap, defaultTagMap, type TagName } from './tags.js';
+import { WRAP, parseSimOptions, percentile, type CycleOutcome, type SimEvents, type SimOptionsInput, type SimReport, type SimSettings, type TriggerRecord } from './sim-options.js';
+import { createServer, createTags } from './sim-server.js';
+import type { TagName } from './tags.js';
+
+export { parseSimOptions, SimOptions, type CycleOutcome, type HeartbeatLoss, type SimEvents, type SimOptionsInput, type SimReport, type SimSettings, type TriggerRecord } from './sim-options.js';
 
 /*
  * The PLC's side of linegate's handshake, as an OPC UA server, for tests, the
@@ -31,99 +21,6 @@ import { SIM_TYPES, TagMap, defaultTagMap, type TagName } from './tags.js';
  * ResultAck and Trigger. No node-opcua type appears in an exported signature,
  * so runtime/ can use the sim without owning node-opcua's types.
  */
-
-const TAG_NAMES = Object.keys(SIM_TYPES) as TagName[];
-const TypeName = z.enum(['Boolean', 'String', 'Byte', 'Int16', 'UInt16', 'Int32', 'UInt32', 'Float', 'Double']);
-type TypeName = z.infer<typeof TypeName>;
-const BOOLEAN_TAGS: readonly TagName[] = ['trigger', 'resultAck', 'resultValid', 'busy', 'visionReady'];
-const INTEGER_TAGS: readonly TagName[] = ['triggerCounter', 'plcHeartbeat', 'verdict', 'rejectCode', 'resultCounter', 'visionHeartbeat'];
-/** Counters wrap where their type ends, as a PLC's would. */
-const WRAP: Partial<Record<TypeName, number>> = { Byte: 0x100, Int16: 0x8000, UInt16: 0x10000, Int32: 0x80000000, UInt32: 0x100000000 };
-
-const SecurityOptions = z
-  .object({
-    allowAnonymous: z.boolean().default(true),
-    users: z.array(z.object({ username: z.string().min(1), password: z.string().min(1) }).strict()).optional(),
-    modes: z.array(z.enum(['None', 'Sign', 'SignAndEncrypt'])).min(1).default(['None', 'Sign', 'SignAndEncrypt']),
-    // Basic128Rsa15 is left out on purpose: Node >= 20.11.1 cannot decrypt RSA PKCS#1 v1.5.
-    policies: z.array(z.enum(['None', 'Basic256Sha256', 'Aes128_Sha256_RsaOaep', 'Aes256_Sha256_RsaPss'])).min(1).default(['None', 'Basic256Sha256', 'Aes128_Sha256_RsaOaep']),
-    pkiDir: z.string().min(1).optional().describe('server PKI root; default a temp folder removed by stop()'),
-    automaticallyAcceptUnknownCertificate: z.boolean().default(true),
-  })
-  .strict();
-
-export const SimOptions = z
-  .object({
-    port: z.number().int().min(0).max(65_535).default(4840).describe('0 picks a free port; see SimulatedPlc.port'),
-    host: z.string().min(1).default('127.0.0.1').describe('the address to listen on; loopback unless asked'),
-    tags: TagMap.default(() => defaultTagMap()),
-    types: z.partialRecord(z.enum(TAG_NAMES as [TagName, ...TagName[]]), TypeName).default({}).describe('per-tag DataType over SIM_TYPES'),
-    triggerRateHz: z.number().min(0).max(100).default(2).describe('0: manual triggers only'),
-    partIdPrefix: z.string().default('P'),
-    resultTimeoutMs: z.number().int().positive().default(2000),
-    triggerLowMs: z.number().int().min(0).max(10_000).default(100).describe('the least time Trigger stays low between two cycles'),
-    heartbeatMs: z.number().int().min(0).default(200).describe('PlcHeartbeat period; 0: no PLC heartbeat'),
-    visionWatchdogMs: z.number().int().positive().default(2000),
-    minPublishingIntervalMs: z.number().int().min(1).max(1000).default(10).describe("the server's floor for a subscription's publishing interval (node-opcua: 50)"),
-    security: SecurityOptions.prefault({}),
-  })
-  .strict();
-/** What `SimulatedPlc.start` accepts: every field has a default. */
-export type SimOptionsInput = z.input<typeof SimOptions>;
-export type SimSettings = Readonly<z.infer<typeof SimOptions>> & { readonly types: Readonly<Record<TagName, TypeName>> };
-
-export type CycleOutcome = 'ok' | 'timeout' | 'echo-mismatch';
-
-/** One PLC cycle, trigger to the end of the handshake. */
-export interface TriggerRecord {
-  readonly partId: string;
-  readonly counter: number;
-  readonly outcome: CycleOutcome;
-  /** The verdict read from linegate (0 undefined, 1 OK, 2 NOK, 3 not decidable); 0 on a timeout. */
-  readonly verdict: number;
-  readonly rejectCode: number;
-  readonly score?: number;
-  readonly modelVersion?: string;
-  /** What linegate echoed (absent on a timeout): differs from partId/counter on an echo mismatch. */
-  readonly echo?: { readonly partId: string; readonly counter: number };
-  /** Trigger raised -> ResultValid seen; the time waited on a timeout. */
-  readonly latencyMs: number;
-  /** ResultValid was still true resultTimeoutMs after ResultAck: the PLC dropped ResultAck anyway. */
-  readonly validStuck?: true;
-  readonly at: string;
-}
-
-export interface HeartbeatLoss {
-  /** How long VisionHeartbeat had not changed when the loss was noticed. */
-  readonly silentMs: number;
-  readonly at: string;
-}
-
-export interface SimReport {
-  readonly endpoint: string;
-  readonly triggers: number;
-  /** Latched verdicts per code; timeouts and echo mismatches are never counted here. */
-  readonly verdicts: { readonly 0: number; readonly 1: number; readonly 2: number; readonly 3: number };
-  /** Echo correct but a verdict outside 0-3: the PLC treats the part as a reject. */
-  readonly invalidVerdicts: number;
-  readonly timeouts: number;
-  readonly echoMismatches: number;
-  readonly validStuck: number;
-  readonly heartbeatLosses: number;
-  readonly visionReady: boolean;
-  /** Timer ticks skipped because a cycle was still running. */
-  readonly skippedTicks: number;
-  readonly restarts: number;
-  /** Over the last 10 000 'ok' cycles; null before the first. */
-  readonly latencyMs: { readonly p50: number; readonly p99: number; readonly n: number } | null;
-  readonly lastCycles: readonly TriggerRecord[];
-}
-
-export interface SimEvents {
-  cycle: [record: TriggerRecord];
-  'heartbeat-lost': [loss: HeartbeatLoss];
-  ready: [ready: boolean];
-}
 
 type TagValue = string | number | boolean;
 
@@ -140,51 +37,6 @@ const LATENCY_WINDOW = 10_000;
 
 const stoppedError = (why: string): LinegateError => new LinegateError('LG_ERR_PLC_SIM_STOPPED', [why]);
 
-const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
-
-/** The namespace index of a tag NodeId string (no `ns=` means 0). */
-const namespaceOf = (nodeId: string): number => Number(/^ns=(\d+);/.exec(nodeId)?.[1] ?? 0);
-
-function percentile(sorted: readonly number[], p: number): number {
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return Math.round((sorted[i] ?? 0) * 10) / 10;
-}
-
-/** Validates once, fills the defaults and freezes; a bad option is LG_ERR_PLC_SIM_CONFIG naming the field. */
-export function parseSimOptions(input: SimOptionsInput = {}): SimSettings {
-  const parsed = SimOptions.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.map(String).join('.') ?? '';
-    throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', [field || '(options)', issue?.message ?? 'invalid'], { path: field });
-  }
-  const o = parsed.data;
-  const types = { ...SIM_TYPES, ...o.types } as Record<TagName, TypeName>;
-  const bad = (field: string, why: string): never => {
-    throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', [field, why], { path: field });
-  };
-  for (const tag of TAG_NAMES) {
-    const t = types[tag];
-    if (BOOLEAN_TAGS.includes(tag) !== (t === 'Boolean')) bad(`types.${tag}`, BOOLEAN_TAGS.includes(tag) ? 'must be Boolean' : `cannot be Boolean`);
-    if (INTEGER_TAGS.includes(tag) && (t === 'String' || t === 'Float' || t === 'Double')) bad(`types.${tag}`, `must be an integer type, not ${t}`);
-  }
-  if (types.modelVersion !== 'String') bad('types.modelVersion', 'must be String');
-  if (types.partId === 'Float' || types.partId === 'Double') bad('types.partId', 'must be String or an integer type');
-  const seen = new Map<string, string>();
-  for (const [tag, nodeId] of Object.entries(o.tags) as [TagName, string | undefined][]) {
-    if (nodeId === undefined) continue;
-    // Namespace 0 belongs to the OPC UA standard: a server cannot add nodes there.
-    if (namespaceOf(nodeId) === 0) bad(`tags.${tag}`, `${nodeId} is in namespace 0; use ns=1 or higher`);
-    const other = seen.get(nodeId);
-    if (other !== undefined) bad(`tags.${tag}`, `${nodeId} is also the NodeId of ${other}`);
-    seen.set(nodeId, tag);
-  }
-  const s = o.security;
-  if (!s.allowAnonymous && (s.users?.length ?? 0) === 0) bad('security.users', 'anonymous sessions are refused and no users are given: nobody could log in');
-  if (s.modes.some((m) => m !== 'None') && !s.policies.some((p) => p !== 'None')) bad('security.policies', 'Sign and SignAndEncrypt need a policy other than None');
-  return Object.freeze({ ...o, types: Object.freeze(types), security: Object.freeze(s) });
-}
-
 /** W27 warns about RSA PKCS#1 v1.5 (Basic128Rsa15), a policy the sim never offers. */
 const IRRELEVANT = /NODE-OPCUA-W27|--security-revert=CVE-2023-46809/;
 
@@ -198,10 +50,6 @@ export function sendOpcuaLogsTo(write: (line: string) => void): void {
     };
   setWarningLogger(forward('warning'));
   setErrorLogger(forward('error'));
-}
-
-function defaultValue(type: TypeName): TagValue {
-  return type === 'Boolean' ? false : type === 'String' ? '' : 0;
 }
 
 /**
@@ -247,6 +95,7 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
   #ready = false;
   #lastBeatAt = 0;
   #beatLost = false;
+  #heartbeatPaused = false;
 
   readonly #stats = { triggers: 0, verdicts: { 0: 0, 1: 0, 2: 0, 3: 0 }, invalidVerdicts: 0, timeouts: 0, echoMismatches: 0, validStuck: 0, heartbeatLosses: 0, skippedTicks: 0, restarts: 0 };
   readonly #lastCycles: TriggerRecord[] = [];
@@ -315,10 +164,23 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     return this.#run?.vars.get(tag)?.readValue().value.value as TagValue | undefined;
   }
 
-  /** One manual cycle; waits for a running cycle first. Resolves when the cycle ends (acked, echo mismatch, or timeout). */
-  trigger(partId?: string): Promise<TriggerRecord> {
+  /**
+   * One manual cycle; waits for a running cycle first. Resolves when the cycle ends (acked, echo mismatch, or timeout).
+   * `counter` replaces the next TriggerCounter, to play a faulty PLC: the last counter again is a repeated trigger
+   * (a PLC retrying after a reconnect), a jump is triggers the vision side never saw. Later cycles count on from it.
+   */
+  trigger(partId?: string, options: { readonly counter?: number } = {}): Promise<TriggerRecord> {
     if (this.#stopped !== undefined) return Promise.reject(stoppedError('trigger() after stop()'));
-    return this.#enqueue(partId);
+    const { counter } = options;
+    if (counter !== undefined && (!Number.isInteger(counter) || counter < 0 || counter >= (WRAP[this.options.types.triggerCounter] ?? 0x100000000))) {
+      return Promise.reject(new LinegateError('LG_ERR_PLC_SIM_CONFIG', ['trigger(counter)', `${counter} is not a ${this.options.types.triggerCounter} counter value`]));
+    }
+    return this.#enqueue(partId, counter);
+  }
+
+  /** Stops or resumes PlcHeartbeat while the server stays up: a PLC put in STOP, whose OPC UA server still answers. */
+  setHeartbeat(running: boolean): void {
+    this.#heartbeatPaused = !running;
   }
 
   /** Stops and starts again on the same port and PKI; every tag value is back to its initial value, the counter at 0. */
@@ -367,36 +229,10 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
 
   async #up(): Promise<void> {
     const o = this.options;
-    const sec = o.security;
-    const certificateManager = new OPCUACertificateManager({ rootFolder: this.pkiDir, automaticallyAcceptUnknownCertificate: sec.automaticallyAcceptUnknownCertificate });
-    // X509 user tokens are checked against their own PKI; left unset, node-opcua would make one in the home folder.
-    const userCertificateManager = new OPCUACertificateManager({ rootFolder: path.join(this.pkiDir, 'user'), automaticallyAcceptUnknownCertificate: false });
-    const users = (sec.users ?? []).map((u) => ({ name: u.username, hash: sha256(u.password) }));
-    const wildcard = o.host === '0.0.0.0' || o.host === '::';
-    // node-opcua's floor of 50 ms would dominate trigger -> result (a fast PLC publishes every 10-20 ms).
-    // It is a static: it holds for every node-opcua server in this process, and the sim started last sets it.
-    Subscription.minimumPublishingInterval = o.minPublishingIntervalMs;
-    const server = new OPCUAServer({
-      port: this.#port,
-      host: o.host,
-      // Advertise the address we listen on: the machine's FQDN may resolve to an interface we do not serve.
-      ...(wildcard ? {} : { hostname: o.host }),
-      nodeset_filename: [nodesets.standard],
-      serverCertificateManager: certificateManager,
-      userCertificateManager,
-      serverInfo: { applicationUri: 'urn:linegate:plc-sim', productUri: 'linegate-plc-sim', applicationName: { text: 'linegate simulated PLC', locale: 'en' } },
-      buildInfo: { productName: 'linegate simulated PLC', manufacturerName: 'linegate' },
-      securityModes: sec.modes.map((m) => MessageSecurityMode[m]),
-      securityPolicies: sec.policies.map((p) => SecurityPolicy[p]),
-      allowAnonymous: sec.allowAnonymous,
-      userManager: {
-        // Hashes of equal length make the comparison constant-time whatever the password's length.
-        isValidUser: (username: string, password: string): boolean => users.some((u) => u.name === username && timingSafeEqual(u.hash, sha256(password))),
-      },
-    });
+    const server = createServer(o, this.pkiDir, this.#port);
     try {
       await server.initialize();
-      const vars = this.#createTags(server);
+      const vars = createTags(server, o);
       await server.start();
       this.#port = server.endpoints[0]?.port ?? this.#port;
       const run: Run = { server, vars, abort: new AbortController(), timers: [] };
@@ -424,34 +260,6 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     this.#setReady(false);
   }
 
-  /** Each tag as a writable variable, in the namespace its NodeId names. */
-  #createTags(server: OPCUAServer): Map<TagName, UAVariable> {
-    const addressSpace = server.engine.addressSpace as AddressSpace;
-    const own = addressSpace.getOwnNamespace();
-    const folder = own.addFolder(addressSpace.rootFolder.objects, { browseName: 'PlcSim' });
-    const vars = new Map<TagName, UAVariable>();
-    for (const [tag, nodeId] of Object.entries(this.options.tags) as [TagName, string | undefined][]) {
-      if (nodeId === undefined) continue;
-      const ns = namespaceOf(nodeId);
-      // Index 1 is the server's own namespace; a map in ns=3 (a Siemens server's usual index) gets placeholder namespaces up to 3.
-      while (addressSpace.getNamespaceArray().length <= ns) addressSpace.registerNamespace(`urn:linegate:plc-sim:ns${addressSpace.getNamespaceArray().length}`);
-      const type = this.options.types[tag];
-      const v = addressSpace.getNamespace(ns).addVariable({
-        componentOf: folder,
-        nodeId,
-        browseName: tag,
-        dataType: DataType[type],
-        value: { dataType: DataType[type], value: defaultValue(type) },
-        accessLevel: 'CurrentRead | CurrentWrite',
-        userAccessLevel: 'CurrentRead | CurrentWrite',
-        // 0: monitored items are fed on every change, not sampled: a trigger reaches linegate at once.
-        minimumSamplingInterval: 0,
-      });
-      vars.set(tag, v);
-    }
-    return vars;
-  }
-
   #startTimers(run: Run): void {
     const o = this.options;
     if (o.triggerRateHz > 0) {
@@ -471,6 +279,7 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
       let beat = 0;
       run.timers.push(
         setInterval(() => {
+          if (this.#heartbeatPaused) return;
           beat = (beat + 1) % (WRAP[type] ?? 0x10000);
           this.#set(run, 'plcHeartbeat', beat);
         }, o.heartbeatMs),
@@ -509,9 +318,9 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     this.emit('heartbeat-lost', { silentMs: Math.round(silentMs), at: new Date().toISOString() });
   }
 
-  #enqueue(partId: string | undefined): Promise<TriggerRecord> {
+  #enqueue(partId: string | undefined, counter?: number): Promise<TriggerRecord> {
     this.#queued++;
-    const cycle = this.#cycles.then(() => this.#cycle(partId)).finally(() => this.#queued--);
+    const cycle = this.#cycles.then(() => this.#cycle(partId, counter)).finally(() => this.#queued--);
     this.#cycles = cycle.catch(() => undefined);
     return cycle;
   }
@@ -524,7 +333,7 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     return run.vars.get(tag)?.readValue().value.value;
   }
 
-  async #cycle(partIdArg: string | undefined): Promise<TriggerRecord> {
+  async #cycle(partIdArg: string | undefined, counterArg: number | undefined): Promise<TriggerRecord> {
     const run = this.#run;
     if (run === undefined || run.abort.signal.aborted) throw stoppedError('the server is down');
     const o = this.options;
@@ -538,7 +347,7 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     const lowFor = this.#lowSince === 0 ? Infinity : performance.now() - this.#lowSince;
     if (lowFor < o.triggerLowMs) await sleep(o.triggerLowMs - lowFor, signal);
     if (signal.aborted) throw signal.reason as Error;
-    this.#counter = (this.#counter + 1) % (WRAP[o.types.triggerCounter] ?? 0x100000000);
+    this.#counter = counterArg ?? (this.#counter + 1) % (WRAP[o.types.triggerCounter] ?? 0x100000000);
     const counter = this.#counter;
     const partId = partIdArg ?? (o.types.partId === 'String' ? `${o.partIdPrefix}${String(counter).padStart(6, '0')}` : String(counter));
     const at = new Date().toISOString();

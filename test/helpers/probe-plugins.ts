@@ -84,6 +84,7 @@ export const testStage = definePlugin({
       .object({
         probe: ProbeName,
         delayMs: z.number().min(0).default(0),
+        delayOn: z.array(z.number().int()).optional().describe('only these sequence numbers take delayMs'),
         ignoreSignal: z.boolean().default(false),
         throwOn: z.array(z.number().int()).default([]),
         skipOutput: z.boolean().default(false),
@@ -101,7 +102,8 @@ export const testStage = definePlugin({
         p.inFlight++;
         p.maxInFlight = Math.max(p.maxInFlight, p.inFlight);
         try {
-          if (config.delayMs > 0) await sleep(config.delayMs, config.ignoreSignal ? undefined : run.signal);
+          const slow = config.delayOn === undefined || config.delayOn.includes(part.frame.sequence);
+          if (config.delayMs > 0 && slow) await sleep(config.delayMs, config.ignoreSignal ? undefined : run.signal);
           run.signal.throwIfAborted();
           if (config.throwOn.includes(part.frame.sequence)) throw new Error(`probe failure on part ${part.frame.sequence}`);
           if (config.skipOutput) return {};

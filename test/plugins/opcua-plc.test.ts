@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Logger } from '../../runtime/contract.js';
 import type { InspectionResult } from '../../runtime/result.js';
 import type { Station } from '../../runtime/station.js';
 import { SimulatedPlc } from '../../plugins/opcua-plc/sim.js';
@@ -8,7 +9,7 @@ import { defaultTagMap } from '../../plugins/opcua-plc/tags.js';
 import { contextFor, sampleResult } from '../helpers/samples.js';
 import { scratch } from '../helpers/scratch.js';
 import { showOwnCertificate, trustCertificate } from '../../plugins/opcua-plc/pki.js';
-import { ROOT, stationFrom } from '../helpers/station.js';
+import { ROOT, capturingLog, stationFrom } from '../helpers/station.js';
 
 /** Everything over loopback: linegate's client against a real OPC UA server playing the PLC. */
 
@@ -25,22 +26,34 @@ async function sim(options: Parameters<typeof SimulatedPlc.start>[0] = {}): Prom
   return s;
 }
 
+interface PlcStationOptions {
+  /** core/opcua-plc@1 config over the defaults here. */
+  readonly plc?: Record<string, unknown>;
+  /** A probe stage in place of the casting model (the verdict then comes from test/decide@1). */
+  readonly stage?: Record<string, unknown>;
+  readonly station?: Record<string, unknown>;
+  readonly log?: Logger;
+}
+
 /** The casting pipeline, triggered by the PLC, answering it. */
-function plcStation(endpoint: string, plc: Record<string, unknown> = {}, stage?: Record<string, unknown>): Station {
-  const station = stationFrom({
-    station: { id: 'plc-test', cycleBudgetMs: 3000 },
-    source: { name: 'cam', use: 'core/opcua-trigger@1', config: { plc: 'plc', camera: { dir: path.join(ROOT, 'fixtures/casting/def_front') } } },
-    stages:
-      stage === undefined
-        ? [
-            { name: 'decode', use: 'core/image-decode@1', config: { color: 'GRAY' } },
-            { name: 'model', use: 'core/onnx-model@1', config: { model: 'models/casting-cls/1' } },
-            { name: 'classify', use: 'core/classify-decode@1' },
-            { name: 'verdict', use: 'core/threshold-rules@1', config: { rules: [{ label: 'defect', rejectCode: 1 }] } },
-          ]
-        : [stage, { name: 'verdict', use: 'test/decide@1' }],
-    sinks: [{ name: 'plc', use: 'core/opcua-plc@1', config: { endpoint, connectAttempts: 3, connectDelayMs: 200, deadlineMs: 2500, ...plc } }],
-  });
+function plcStation(endpoint: string, o: PlcStationOptions = {}): Station {
+  const station = stationFrom(
+    {
+      station: { id: 'plc-test', cycleBudgetMs: 3000, ...o.station },
+      source: { name: 'cam', use: 'core/opcua-trigger@1', config: { plc: 'plc', camera: { dir: path.join(ROOT, 'fixtures/casting/def_front') } } },
+      stages:
+        o.stage === undefined
+          ? [
+              { name: 'decode', use: 'core/image-decode@1', config: { color: 'GRAY' } },
+              { name: 'model', use: 'core/onnx-model@1', config: { model: 'models/casting-cls/1' } },
+              { name: 'classify', use: 'core/classify-decode@1' },
+              { name: 'verdict', use: 'core/threshold-rules@1', config: { rules: [{ label: 'defect', rejectCode: 1 }] } },
+            ]
+          : [o.stage, { name: 'verdict', use: 'test/decide@1' }],
+      sinks: [{ name: 'plc', use: 'core/opcua-plc@1', config: { endpoint, connectAttempts: 3, connectDelayMs: 200, deadlineMs: 2500, ...o.plc } }],
+    },
+    o.log,
+  );
   stations.push(station);
   return station;
 }
@@ -93,7 +106,7 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
 
   it('writes "not decidable" with reject code 909 when the verdict misses the deadline', async () => {
     const plc = await sim();
-    const run = await running(plcStation(plc.endpoint, { deadlineMs: 300 }, { name: 'slow', use: 'test/stage@1', config: { delayMs: 1500, ignoreSignal: true } }));
+    const run = await running(plcStation(plc.endpoint, { plc: { deadlineMs: 300 }, stage: { name: 'slow', use: 'test/stage@1', config: { delayMs: 1500, ignoreSignal: true } } }));
     const record = await plc.trigger('SLOW-1');
     await run.stop();
     expect(record).toMatchObject({ partId: 'SLOW-1', outcome: 'ok', verdict: 3, rejectCode: 909 });
@@ -141,6 +154,73 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
     expect(plc.report().echoMismatches).toBe(0);
   }, 40_000);
 
+  it('answers a repeated trigger again without inspecting the part twice, and logs the triggers it missed', async () => {
+    const plc = await sim();
+    const { log, entries } = capturingLog();
+    const run = await running(plcStation(plc.endpoint, { log }));
+    await until(() => plc.report().visionReady);
+    const first = await plc.trigger('R-1');
+    const again = await plc.trigger('R-1', { counter: first.counter }); // a PLC retrying the same cycle after a reconnect
+    const jumped = await plc.trigger('M-5', { counter: first.counter + 4 }); // three triggers linegate never saw
+    await run.stop();
+    expect([first, again, jumped].map((r) => [r.partId, r.counter, r.outcome, r.verdict, r.echo])).toEqual([
+      ['R-1', 1, 'ok', 2, { partId: 'R-1', counter: 1 }],
+      ['R-1', 1, 'ok', 2, { partId: 'R-1', counter: 1 }],
+      ['M-5', 5, 'ok', 2, { partId: 'M-5', counter: 5 }],
+    ]);
+    // the repeat was answered from the last result, not inspected again
+    expect(run.results.map((r) => r.partId)).toEqual(['R-1', 'M-5']);
+    expect(entries().filter((e) => e.msg?.startsWith('repeated trigger'))).toMatchObject([{ partId: 'R-1', counter: 1 }]);
+    expect(entries().filter((e) => e.msg?.startsWith('PLC triggers were missed'))).toMatchObject([{ missed: 3, from: 1, to: 5 }]);
+  });
+
+  it('notices a PLC whose heartbeat stops while its server still answers, and when it beats again', async () => {
+    const plc = await sim({ heartbeatMs: 50 });
+    const { log, entries } = capturingLog();
+    const run = await running(plcStation(plc.endpoint, { log, plc: { plcWatchdogMs: 400 } }));
+    const said = (text: string) => entries().some((e) => e.msg?.startsWith(text));
+    await until(() => plc.report().visionReady);
+    await new Promise((r) => setTimeout(r, 800));
+    expect(said('PLC heartbeat lost')).toBe(false); // a beating PLC raises no alarm
+    plc.setHeartbeat(false); // the PLC goes to STOP; its OPC UA server stays up
+    await until(() => said('PLC heartbeat lost'));
+    plc.setHeartbeat(true);
+    await until(() => said('PLC heartbeat is back'));
+    expect((await plc.trigger('HB-1')).outcome).toBe('ok');
+    await run.stop();
+    expect(entries().filter((e) => e.msg?.startsWith('PLC heartbeat lost'))).toHaveLength(1); // one alarm per loss, not one per check
+  });
+
+  it('keeps the late verdict of a part the restarted PLC forgot off the part it asks about next', async () => {
+    const plc = await sim({ resultTimeoutMs: 20_000 });
+    const { log, entries } = capturingLog();
+    const station = plcStation(plc.endpoint, {
+      log,
+      plc: { deadlineMs: 15_000 },
+      station: { cycleBudgetMs: 20_000, maxInFlight: 2 },
+      // the first part is still being inspected when the PLC goes down and comes back
+      stage: { name: 'slow', use: 'test/stage@1', config: { delayMs: 6000, delayOn: [0], ignoreSignal: true } },
+    });
+    const run = await running(station);
+    await until(() => plc.report().visionReady);
+    const a = plc.trigger('A-1').catch((e: unknown) => e);
+    await until(() => plc.read('busy') === true);
+    const t0 = Date.now();
+    await plc.restart();
+    expect(await a).toMatchObject({ code: 'LG_ERR_PLC_SIM_STOPPED' });
+    await until(() => plc.report().visionReady, 15_000);
+    const reconnectMs = Date.now() - t0;
+    const b = await plc.trigger('B-1'); // the restarted PLC counts from 1 again: the same counter as A-1's
+    await until(() => run.results.length === 2, 15_000);
+    await run.stop();
+    expect(b).toMatchObject({ partId: 'B-1', counter: 1, outcome: 'ok', echo: { partId: 'B-1', counter: 1 } });
+    expect(Object.fromEntries(run.results.map((r) => [r.partId, r.delivery.plc?.status]))).toEqual({ 'A-1': 'failed', 'B-1': 'delivered' });
+    expect(plc.report().echoMismatches).toBe(0);
+    // the reconnect came before A-1's verdict did: the link dropped the part itself, not just a dead write
+    expect(reconnectMs).toBeLessThan(6000);
+    expect(entries().filter((e) => e.msg?.startsWith('the PLC no longer asks about this part'))).toMatchObject([{ partId: 'A-1' }]);
+  }, 60_000);
+
   it('streams counted results in free-run mode, with no trigger', async () => {
     const plc = await sim();
     const ctx = contextFor(new AbortController().signal);
@@ -156,15 +236,18 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
 
 describe('core/opcua-plc@1 security', () => {
   const users = [{ username: 'vision', password: 's3cret-pw' }];
-  const secureSim = (accept = true) =>
-    sim({ security: { allowAnonymous: false, users, modes: ['SignAndEncrypt'], policies: ['Basic256Sha256'], automaticallyAcceptUnknownCertificate: accept } });
-  const config = (endpoint: string, pki: string, passwordEnv: string) =>
+  type Mode = 'Sign' | 'SignAndEncrypt';
+  type Policy = 'Basic256Sha256' | 'Aes128_Sha256_RsaOaep';
+  // The PLC offers only the one mode and policy: a client that fell back to another would fail.
+  const secureSim = (accept = true, mode: Mode = 'SignAndEncrypt', policy: Policy = 'Basic256Sha256') =>
+    sim({ security: { allowAnonymous: false, users, modes: [mode], policies: [policy], automaticallyAcceptUnknownCertificate: accept } });
+  const config = (endpoint: string, pki: string, passwordEnv: string, mode: Mode = 'SignAndEncrypt', policy: Policy = 'Basic256Sha256') =>
     opcuaPlc.manifest.config.parse({
       endpoint,
       mode: 'free-run',
       connectAttempts: 2,
       connectDelayMs: 200,
-      security: { mode: 'SignAndEncrypt', policy: 'Basic256Sha256', pki },
+      security: { mode, policy, pki },
       user: { username: { env: 'LG_TEST_PLC_USER' }, password: { env: passwordEnv } },
     });
 
@@ -174,14 +257,18 @@ describe('core/opcua-plc@1 security', () => {
     delete process.env.LG_TEST_PLC_WRONG;
   });
 
-  it('works with SignAndEncrypt, Basic256Sha256 and a username from the environment, once the PLC certificate is trusted', async () => {
-    const plc = await secureSim();
+  it.each<[Mode, Policy]>([
+    ['SignAndEncrypt', 'Basic256Sha256'],
+    ['SignAndEncrypt', 'Aes128_Sha256_RsaOaep'],
+    ['Sign', 'Aes128_Sha256_RsaOaep'],
+  ])('works with %s, %s and a username from the environment, once the PLC certificate is trusted', async (mode, policy) => {
+    const plc = await secureSim(true, mode, policy);
     const pki = scratch('lg-pki-');
     await trustCertificate(pki, plc.certificateFile);
     process.env.LG_TEST_PLC_USER = 'vision';
     process.env.LG_TEST_PLC_PASSWORD = 's3cret-pw';
     const ctx = contextFor(new AbortController().signal);
-    const sink = await opcuaPlc.init(config(plc.endpoint, pki, 'LG_TEST_PLC_PASSWORD'), ctx);
+    const sink = await opcuaPlc.init(config(plc.endpoint, pki, 'LG_TEST_PLC_PASSWORD', mode, policy), ctx);
     try {
       await sink.write(sampleResult({ partId: 'SEC-1' }), ctx);
       expect(plc.read('resultPartId')).toBe('SEC-1');

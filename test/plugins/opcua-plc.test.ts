@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Logger } from '../../runtime/contract.js';
@@ -274,6 +275,31 @@ describe('core/opcua-plc@1 security', () => {
       expect(plc.read('resultPartId')).toBe('SEC-1');
       // linegate made its own certificate in its PKI at first start; `linegate pki show` reads it
       expect((await showOwnCertificate(pki)).subjectAltName).toContain(':linegate');
+    } finally {
+      await sink.close?.();
+    }
+  });
+
+  it('reads the username and password from files (first line), as a secrets mount provides them', async () => {
+    const plc = await secureSim(true, 'Sign', 'Basic256Sha256');
+    const pki = scratch('lg-pki-');
+    await trustCertificate(pki, plc.certificateFile);
+    const secrets = scratch('lg-secrets-');
+    writeFileSync(path.join(secrets, 'user'), 'vision\n');
+    writeFileSync(path.join(secrets, 'password'), 's3cret-pw\r\n');
+    const ctx = contextFor(new AbortController().signal);
+    const sink = await opcuaPlc.init(
+      opcuaPlc.manifest.config.parse({
+        endpoint: plc.endpoint,
+        mode: 'free-run',
+        security: { mode: 'Sign', policy: 'Basic256Sha256', pki },
+        user: { username: { file: path.join(secrets, 'user') }, password: { file: path.join(secrets, 'password') } },
+      }),
+      ctx,
+    );
+    try {
+      await sink.write(sampleResult({ partId: 'FILE-1' }), ctx);
+      expect(plc.read('resultPartId')).toBe('FILE-1');
     } finally {
       await sink.close?.();
     }

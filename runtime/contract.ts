@@ -96,6 +96,8 @@ export interface Decision {
   readonly reasons: readonly Reason[];
   /** The findings' defects, each marked with the rule it fired, if any. */
   readonly defects: readonly Defect[];
+  /** The score threshold each label was judged against (for near-threshold sampling, replay sweeps). */
+  readonly thresholds?: Readonly<Record<string, number>>;
 }
 
 /** The record a part carries through the stages; each caps type is one slot. */
@@ -158,15 +160,28 @@ export interface StageInstance {
   close?(): Promise<void>;
 }
 
+/** How a step is doing, for `linegate run`'s summary, logs and the health endpoint. */
+export interface Health {
+  /** ok: working; degraded: working around a fault (e.g. spooling while Redis is away); down: not working. */
+  readonly status: 'ok' | 'degraded' | 'down';
+  readonly detail: string;
+  readonly data?: Readonly<Record<string, unknown>>;
+}
+
 export interface SinkInstance {
   /** The whole station is up (every step started): e.g. tell the PLC "ready". */
   started?(): Promise<void>;
   /** The station takes no more frames (it is draining): e.g. tell the PLC "not ready". */
   stopping?(): Promise<void>;
-  /** Resolve with how the result was delivered (default `delivered`); throw when it was not. */
-  write(result: InspectionResult, ctx: PluginContext): Promise<DeliveryStatus | void>;
+  /**
+   * Resolve with how the result was delivered (default `delivered`); throw when it was not.
+   * `image` is the frame as the source gave it, for sinks that keep images (an archive); a
+   * background sink that fell far behind may get a result without it.
+   */
+  write(result: InspectionResult, ctx: PluginContext, image?: EncodedImage | RawImage): Promise<DeliveryStatus | void>;
   /** Wait until everything written so far is delivered or durably spooled. */
   flush?(): Promise<void>;
+  health?(): Health;
   close?(): Promise<void>;
 }
 

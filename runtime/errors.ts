@@ -66,6 +66,19 @@ export const ERRORS = {
   LG_ERR_SINK_TIMEOUT: def('sink "%s" (%s) did not deliver result %s within %d ms', true, 504),
   LG_ERR_SINK_OVERFLOW: def('sink "%s" (%s) is %d results behind; result %s was not handed to it', true, 503),
 
+  // Queues, the spool, the image archive and the workers.
+  LG_ERR_QUEUE_REDIS: def('Redis at %s: %s', true, 503),
+  LG_ERR_QUEUE_SPOOL_FULL: def('spool %s is full (%d of %d bytes): %s was not kept', true, 507),
+  LG_ERR_QUEUE_SPOOL_LOCKED: def('spool %s is in use by process %d', false, 409),
+  LG_ERR_QUEUE_SPOOL_CORRUPT: def('spool %s: %s', false, 500),
+  LG_ERR_QUEUE_JOB_INVALID: def('job %s in queue %s does not parse: %s', false, 422),
+  LG_ERR_ARCHIVE_WRITE: def('cannot store image %s in the archive %s: %s', true, 507),
+  LG_ERR_ARCHIVE_MISSING: def('image %s is not in the archive %s', false, 404),
+  LG_ERR_ARCHIVE_CORRUPT: def('archived image %s does not hash to %s', false, 500),
+  LG_ERR_WORKER_UNKNOWN: def('no worker named "%s" (there are: %s)', false, 400),
+  LG_ERR_WORKER_OPTIONS: def('worker "%s": option %s: %s', false, 400),
+  LG_ERR_EXPORT_WRITE: def('cannot write dataset file %s: %s', true, 507),
+
   // Images and sources.
   LG_ERR_IMAGE_DECODE: def('cannot decode image %s: %s', false, 422, 906),
   LG_ERR_IMAGE_FORMAT: def('image %s has an unsupported format or shape: %s', false, 422, 906),

@@ -96,6 +96,7 @@ export const InspectionResult = z
     reasons: z.array(Reason),
     defects: z.array(Defect),
     scores: z.record(z.string(), z.number()).describe('named scores, e.g. the image-level defect score'),
+    thresholds: z.record(z.string(), z.number()).optional().describe('the score threshold each label was judged against, when the decision step says'),
     timings: z.object({
       totalMs: z.number().nonnegative(),
       stages: z.record(z.string(), z.number().nonnegative()).describe('per step name, in ms'),

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Logger } from './contract.js';
+import type { Health, Logger } from './contract.js';
 import type { InspectionResult } from './result.js';
 import { compileStationFile, type Plan } from './compile/compile.js';
 import { startStation, type StartedStation } from './execute/lifecycle.js';
@@ -84,6 +84,17 @@ export class Station extends EventEmitter<StationEventMap> {
     await sinks.flush(this.plan.settings.closeTimeoutMs);
     this.#log.info({ summary }, 'station run ended');
     return summary;
+  }
+
+  /** The worst of the steps' health, with each step that reports one; `ok` before the start. */
+  health(): { readonly status: Health['status']; readonly steps: Readonly<Record<string, Health>> } {
+    const steps: Record<string, Health> = {};
+    for (const sink of this.#started?.started.sinks ?? []) {
+      const h = sink.instance.health?.();
+      if (h !== undefined) steps[sink.step.name] = h;
+    }
+    const all = Object.values(steps).map((h) => h.status);
+    return { status: all.includes('down') ? 'down' : all.includes('degraded') ? 'degraded' : 'ok', steps };
   }
 
   /** Stops taking frames; `run()` then drains what is in flight and resolves. */

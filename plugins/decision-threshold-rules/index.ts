@@ -97,8 +97,11 @@ export const thresholdRules = definePlugin({
         const reasons: Reason[] = [];
         const fired: RuleConfig[] = [];
         let verdict: Decision['verdict'] = 'pass';
+        const thresholds: Record<string, number> = {};
         for (const rule of rules) {
           const t = thresholdFor(rule, part, run);
+          // Two rules on one label: the lower threshold is where the label starts to matter.
+          thresholds[rule.label] = Math.min(thresholds[rule.label] ?? 1, t.value);
           const hits = findings.defects.filter((d) => counts(rule, d, t.value, run.calibration?.mmPerPixel));
           if (hits.length <= rule.maxCount) continue;
           for (const d of hits) if (!firedBy.has(d)) firedBy.set(d, rule.id);
@@ -116,7 +119,7 @@ export const thresholdRules = definePlugin({
         const defects = findings.defects.map((d) => (firedBy.has(d) ? { ...d, rule: firedBy.get(d)! } : d));
         // The code is the first fired rule's of the final verdict: an `error` rule outranks `fail` ones.
         const decisive = fired.find((r) => r.verdict === verdict);
-        const decision: Decision = { verdict, rejectCode: decisive?.rejectCode ?? 0, reasons, defects };
+        const decision: Decision = { verdict, rejectCode: decisive?.rejectCode ?? 0, reasons, defects, thresholds };
         return { decision };
       },
     };

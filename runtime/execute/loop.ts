@@ -250,7 +250,7 @@ export class FrameLoop {
 
   async #finish(pending: Pending, outcome: Outcome, dropped: boolean): Promise<void> {
     const result = buildResult(this.#plan, pending.frame, outcome, performance.now() - pending.arrivedAt);
-    const final = await this.#sinks.deliver(result);
+    const final = await this.#sinks.deliver(result, pending.frame.image);
     const ms = performance.now() - pending.arrivedAt;
     if (dropped) {
       this.#hooks.onDrop(final);

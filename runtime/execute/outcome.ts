@@ -1,4 +1,4 @@
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import type { Frame, Part } from '../contract.js';
 import { LinegateError, rejectCodeOf } from '../errors.js';
 import { RESULT_SCHEMA_VERSION, type InspectionResult } from '../result.js';
@@ -34,6 +34,8 @@ export function buildResult(plan: Plan, frame: Frame, outcome: Outcome, totalMs:
     frame: {
       ref: frame.ref,
       ...(raw === undefined ? {} : { width: raw.width, height: raw.height }),
+      // The content address of the frame: the archive's key and the provenance of every dataset image.
+      ...(encoded === undefined ? {} : { sha256: createHash('sha256').update(encoded.data).digest('hex') }),
       ...(encoded?.format === undefined ? {} : { format: encoded.format }),
     },
     model: part?.model ?? null,
@@ -42,7 +44,14 @@ export function buildResult(plan: Plan, frame: Frame, outcome: Outcome, totalMs:
     delivery: {},
   };
   if (decision !== undefined) {
-    return { ...base, verdict: decision.verdict, rejectCode: decision.rejectCode, reasons: [...decision.reasons], defects: [...decision.defects] };
+    return {
+      ...base,
+      ...(decision.thresholds === undefined ? {} : { thresholds: { ...decision.thresholds } }),
+      verdict: decision.verdict,
+      rejectCode: decision.rejectCode,
+      reasons: [...decision.reasons],
+      defects: [...decision.defects],
+    };
   }
   const reason = error ?? missingDecision(plan);
   return {

@@ -1,4 +1,4 @@
-import type { Logger, PluginContext, SinkInstance } from '../contract.js';
+import type { EncodedImage, Logger, PluginContext, RawImage, SinkInstance } from '../contract.js';
 import { LinegateError, messageOf } from '../errors.js';
 import type { Delivery, InspectionResult } from '../result.js';
 import type { PlannedStep } from '../compile/compile.js';
@@ -16,11 +16,18 @@ export interface DeliveryEvent {
   readonly delivery: Delivery;
 }
 
+type Image = EncodedImage | RawImage;
+
 interface Lane {
   readonly sink: StartedSink;
-  readonly queue: InspectionResult[];
+  readonly queue: { readonly result: InspectionResult; readonly image: Image | undefined }[];
+  /** Image bytes held by the queue: a stalled sink must not hold the camera's output without bound. */
+  imageBytes: number;
   running: Promise<void> | undefined;
 }
+
+/** Past this, a lane keeps the results but lets their images go (the result matters more than the picture). */
+const LANE_IMAGE_BYTES = 256 * 1024 * 1024;
 
 /**
  * Hands each final result to the sinks. Critical sinks (the PLC) are awaited
@@ -40,7 +47,7 @@ export class SinkDispatcher {
 
   constructor(sinks: readonly StartedSink[], opts: { timeoutMs: number; laneSize: number; log: Logger; onDelivery: (e: DeliveryEvent) => void }) {
     this.#critical = sinks.filter((s) => s.step.critical);
-    this.#lanes = sinks.filter((s) => !s.step.critical).map((sink) => ({ sink, queue: [], running: undefined }));
+    this.#lanes = sinks.filter((s) => !s.step.critical).map((sink) => ({ sink, queue: [], imageBytes: 0, running: undefined }));
     this.#timeoutMs = opts.timeoutMs;
     this.#laneSize = opts.laneSize;
     this.#log = opts.log;
@@ -52,9 +59,9 @@ export class SinkDispatcher {
   }
 
   /** Writes to the critical sinks, records how each went, then queues the final record for the others. */
-  async deliver(result: InspectionResult): Promise<InspectionResult> {
+  async deliver(result: InspectionResult, image?: Image): Promise<InspectionResult> {
     const delivery: Record<string, Delivery> = {};
-    const outcomes = await Promise.all(this.#critical.map((s) => this.#write(s, result)));
+    const outcomes = await Promise.all(this.#critical.map((s) => this.#write(s, result, image)));
     this.#critical.forEach((s, i) => (delivery[s.step.name] = outcomes[i]!));
     for (const lane of this.#lanes) {
       const name = lane.sink.step.name;
@@ -69,7 +76,7 @@ export class SinkDispatcher {
     }
     const final: InspectionResult = Object.freeze({ ...result, delivery });
     for (const lane of this.#lanes) {
-      if (delivery[lane.sink.step.name]!.status === 'pending') this.#enqueue(lane, final);
+      if (delivery[lane.sink.step.name]!.status === 'pending') this.#enqueue(lane, final, image);
     }
     return final;
   }
@@ -87,24 +94,28 @@ export class SinkDispatcher {
     });
   }
 
-  #enqueue(lane: Lane, result: InspectionResult): void {
-    lane.queue.push(result);
+  #enqueue(lane: Lane, result: InspectionResult, image: Image | undefined): void {
+    const keep = image !== undefined && lane.imageBytes + image.data.byteLength <= LANE_IMAGE_BYTES;
+    if (image !== undefined && !keep) this.#log.warn({ sink: lane.sink.step.name, resultId: result.resultId, heldBytes: lane.imageBytes }, 'sink is far behind: this result goes to it without its image');
+    if (keep) lane.imageBytes += image.data.byteLength;
+    lane.queue.push({ result, image: keep ? image : undefined });
     if (lane.running !== undefined) return;
     lane.running = (async () => {
       for (let next = lane.queue.shift(); next !== undefined; next = lane.queue.shift()) {
-        const delivery = await this.#write(lane.sink, next);
-        this.#onDelivery({ resultId: next.resultId, sink: lane.sink.step.name, delivery });
+        const delivery = await this.#write(lane.sink, next.result, next.image);
+        if (next.image !== undefined) lane.imageBytes -= next.image.data.byteLength;
+        this.#onDelivery({ resultId: next.result.resultId, sink: lane.sink.step.name, delivery });
       }
       lane.running = undefined;
     })();
   }
 
-  async #write(sink: StartedSink, result: InspectionResult): Promise<Delivery> {
+  async #write(sink: StartedSink, result: InspectionResult, image: Image | undefined): Promise<Delivery> {
     const { name } = sink.step;
     const id = sink.step.plugin.manifest.id;
     try {
       const status = await withTimeout(
-        sink.instance.write(result, sink.ctx),
+        sink.instance.write(result, sink.ctx, image),
         this.#timeoutMs,
         () => new LinegateError('LG_ERR_SINK_TIMEOUT', [name, id, result.resultId, this.#timeoutMs], { step: name }),
       );

@@ -4,6 +4,7 @@ import { imageDecode } from '../../plugins/preprocess-image-decode/index.js';
 import { imageQuality } from '../../plugins/postprocess-image-quality/index.js';
 import { thresholdRules } from '../../plugins/decision-threshold-rules/index.js';
 import { jsonlSink } from '../../plugins/sink-jsonl/index.js';
+import { bullmqSink } from '../../plugins/sink-bullmq/index.js';
 import { onnxModel } from '../../plugins/model-onnx/index.js';
 import { classifyDecode } from '../../plugins/postprocess-classify-decode/index.js';
 import { yoloDecode } from '../../plugins/postprocess-yolo-decode/index.js';
@@ -26,6 +27,7 @@ export const BUILTIN_PLUGINS = [
   imageQuality,
   thresholdRules,
   jsonlSink,
+  bullmqSink,
   opcuaPlc,
 ] as const;
 

@@ -1,0 +1,97 @@
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+
+/** The development machine's Redis: tests use it for real, each under its own prefix. */
+export const REDIS_URL = 'redis://127.0.0.1:6379';
+
+export const uniquePrefix = (): string => `lgtest-${randomUUID().slice(0, 8)}`;
+
+/** Removes every key a test made under its prefix. */
+export async function dropPrefix(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** The waiting jobs of one queue, oldest first, with their ids and data. */
+export async function jobsOf(prefix: string, queue: string): Promise<{ id: string; name: string; data: unknown; opts: Record<string, unknown> }[]> {
+  const q = new Queue(queue, { connection: { host: '127.0.0.1', port: 6379 }, prefix });
+  try {
+    // Waiting jobs in queue order (no worker runs in these tests): the order a worker would take them.
+    const jobs = await q.getJobs(['waiting'], 0, -1, true);
+    return jobs
+      .filter((j) => j !== undefined)
+      .map((j) => ({ id: j.id!, name: j.name, data: j.data as unknown, opts: j.opts as Record<string, unknown> }));
+  } finally {
+    await q.close();
+  }
+}
+
+/**
+ * A TCP relay in front of Redis that a test can cut and restore: Redis "goes
+ * away" the way a network or a server does (connections reset, nothing
+ * listening), then comes back on the same address.
+ */
+export class RedisRelay {
+  readonly #server: net.Server;
+  readonly #sockets = new Set<net.Socket>();
+  #port = 0;
+  #up = false;
+
+  private constructor() {
+    this.#server = net.createServer((client) => {
+      const upstream = net.connect(6379, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        this.#sockets.add(s);
+        s.on('close', () => this.#sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstream).pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+  }
+
+  static async start(): Promise<RedisRelay> {
+    const r = new RedisRelay();
+    await r.up();
+    return r;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.#port}`;
+  }
+
+  async up(): Promise<void> {
+    if (this.#up) return;
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#port, '127.0.0.1', () => resolve());
+    });
+    this.#port = (this.#server.address() as net.AddressInfo).port;
+    this.#up = true;
+  }
+
+  /** Stops listening and resets every open connection. */
+  async down(): Promise<void> {
+    if (!this.#up) return;
+    this.#up = false;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const s of this.#sockets) s.destroy();
+    await closed;
+  }
+
+  close(): Promise<void> {
+    return this.down();
+  }
+}

@@ -72,6 +72,7 @@ export class ImageArchive {
   /** Every stored image, for retention without rescanning the disk. */
   readonly #entries = new Map<string, Entry>();
   #bytes = 0;
+  #lastUse = 0;
 
   private constructor(dir: string, o: ArchiveOptions) {
     this.dir = dir;
@@ -113,7 +114,8 @@ export class ImageArchive {
     const key = archiveKey(sha256, fmt);
     const file = path.join(this.dir, key);
     const name = path.basename(key);
-    const now = Date.now();
+    // Strictly increasing: two uses in one millisecond must still order for least-recently-used.
+    const now = (this.#lastUse = Math.max(Date.now(), this.#lastUse + 1));
     const known = this.#entries.get(name);
     try {
       if (known !== undefined) {

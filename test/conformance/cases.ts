@@ -12,6 +12,9 @@ import { scratch } from '../helpers/scratch.js';
 import { contextFor } from '../helpers/samples.js';
 import { SimulatedPlc } from '../../plugins/opcua-plc/sim.js';
 import { opcuaPlc } from '../../plugins/opcua-plc/index.js';
+import { REDIS_URL, dropPrefix, uniquePrefix } from '../helpers/redis.js';
+
+const queuePrefix = uniquePrefix();
 
 export interface ConformanceCase {
   readonly config: () => Record<string, unknown>;
@@ -84,4 +87,10 @@ export const CASES: Record<string, ConformanceCase> = {
     after: stopPlc,
   },
   'core/jsonl-sink@1': { config: () => ({ dir: scratch('lg-conf-jsonl-') }), badConfig: { rotate: 'hourly' } },
+  'core/bullmq@1': {
+    // The real Redis, under a prefix of its own; each instance its own spool (a spool is locked to one user).
+    config: () => ({ redis: { url: REDIS_URL, urlEnv: 'LG_TEST_NO_SUCH_VAR' }, prefix: queuePrefix, spool: { dir: scratch('lg-conf-spool-') }, archive: { dir: scratch('lg-conf-archive-') } }),
+    badConfig: { redis: { url: 'http://127.0.0.1:6379' } },
+    after: () => dropPrefix(queuePrefix),
+  },
 };

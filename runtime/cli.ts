@@ -82,8 +82,11 @@ async function runCommand(file: string, opts: { maxFrames?: number; logLevel?: s
   process.on('SIGTERM', onSignal);
   try {
     const summary = await station.run(opts.maxFrames === undefined ? {} : { maxFrames: opts.maxFrames });
+    // Read before the close: e.g. "Redis unreachable, N bytes spooled", which the operator must see.
+    const health = station.health();
+    if (health.status !== 'ok') log.warn({ health }, `station ended ${health.status}`);
     await station.close();
-    process.stdout.write(`${JSON.stringify({ summary })}\n`);
+    process.stdout.write(`${JSON.stringify({ summary, health })}\n`);
     return EXIT.ok;
   } finally {
     await station.close();
@@ -189,6 +192,58 @@ async function plcSimCommand(opts: PlcSimOptions): Promise<number> {
   return EXIT.ok;
 }
 
+interface WorkerCliOptions {
+  redis?: string;
+  prefix?: string;
+  concurrency?: number;
+  out?: string;
+  archive?: string;
+  logLevel?: string;
+  pretty?: boolean;
+}
+
+/** `worker <name>`: consume a queue until SIGINT/SIGTERM, then close gracefully; one {"worker": ...} JSON line on stdout at exit. */
+async function workerCommand(name: string, opts: WorkerCliOptions): Promise<number> {
+  // Loaded here, not at the top: BullMQ and ioredis are for this command only.
+  const { startWorker } = await import('../plugins/sink-bullmq/workers/index.js');
+  const log: Logger = createLogger({ ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }), ...(opts.pretty === undefined ? {} : { pretty: opts.pretty }) });
+  // Only the flags given: each worker refuses the options it does not take.
+  const options = Object.fromEntries(
+    Object.entries({
+      redis: opts.redis,
+      prefix: opts.prefix,
+      concurrency: opts.concurrency,
+      out: opts.out === undefined ? undefined : path.resolve(opts.out),
+      archive: opts.archive === undefined ? undefined : path.resolve(opts.archive),
+    }).filter(([, v]) => v !== undefined),
+  );
+  let signals = 0;
+  let stop = (): void => undefined;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals === 1) {
+      log.info({ signal: sig }, 'stopping: no new jobs; waiting for the running ones');
+      stop();
+    } else {
+      log.warn({ signal: sig }, 'second signal: exiting without waiting');
+      process.exit(130);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const worker = await startWorker(name, options, log);
+    await stopped;
+    await worker.close();
+    process.stdout.write(`${JSON.stringify({ worker: { name: worker.name, processed: worker.processed(), failed: worker.failed() } })}\n`);
+    return EXIT.ok;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 export function buildCli(): Command {
   const program = new Command('linegate')
     .description('Station-side AI vision inspection: camera frames -> ONNX models -> verdicts to the PLC, images and results to the queues.')
@@ -273,6 +328,37 @@ export function buildCli(): Command {
     .option('--no-pretty', 'JSON logs')
     .action(async (opts: PlcSimOptions) => {
       process.exitCode = await plcSimCommand(opts);
+    });
+
+  program
+    .command('worker')
+    .description(
+      'run a queue worker (it may run on another machine than the station; Redis is shared) until SIGINT/SIGTERM: dataset-export (samples -> a retraining dataset in --out) or stats (results -> per-minute statistics in Redis)',
+    )
+    .argument('<name>', 'dataset-export | stats')
+    .option('--redis <url>', 'Redis URL (default redis://127.0.0.1:6379)')
+    .option('--prefix <prefix>', 'BullMQ key prefix the station uses (default linegate)')
+    .option('--concurrency <n>', 'jobs at once (default: dataset-export 1, stats 4)', positiveInt)
+    .option('--out <dir>', 'dataset-export: the dataset folder')
+    .option('--archive <dir>', "dataset-export: the station's image archive folder (not needed when images travel inline)")
+    .option('--log-level <level>', 'trace | debug | info | warn | error')
+    .option('--pretty', 'human-readable logs (default when stderr is a terminal)')
+    .option('--no-pretty', 'JSON logs')
+    .action(async (name: string, opts: WorkerCliOptions) => {
+      process.exitCode = await workerCommand(name, opts);
+    });
+
+  program
+    .command('stats')
+    .description("print a station's statistics over the last N minutes as JSON (counted in Redis by `linegate worker stats`)")
+    .argument('<station>', 'station id')
+    .option('--minutes <n>', 'window length in minutes, the current one included', positiveInt, 60)
+    .option('--redis <url>', 'Redis URL (default redis://127.0.0.1:6379)')
+    .option('--prefix <prefix>', 'key prefix (default linegate)')
+    .action(async (station: string, opts: { minutes: number; redis?: string; prefix?: string }) => {
+      const { readStats } = await import('../plugins/sink-bullmq/workers/stats-read.js');
+      const stats = await readStats({ station, minutes: opts.minutes, ...(opts.redis === undefined ? {} : { redis: opts.redis }), ...(opts.prefix === undefined ? {} : { prefix: opts.prefix }) });
+      process.stdout.write(`${JSON.stringify(stats, null, 2)}\n`);
     });
 
   const models = program.command('models').description('model packages: inspect an ONNX file and draft its model.json');

@@ -99,7 +99,10 @@ export class BullmqSender implements Sender {
   #ready(): Promise<void> {
     const r = this.#redis;
     if (r.status === 'ready') return Promise.resolve();
-    if (r.status === 'end' || r.status === 'close' || this.#closing !== undefined) return Promise.reject(new LinegateError('LG_ERR_QUEUE_REDIS', [this.#where, 'not connected']));
+    // 'reconnecting' means an attempt already failed: Redis is away, and the spool is the place to wait.
+    if (r.status === 'reconnecting' || r.status === 'end' || r.status === 'close' || this.#closing !== undefined) {
+      return Promise.reject(new LinegateError('LG_ERR_QUEUE_REDIS', [this.#where, `not connected (${r.status})`]));
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => done(new LinegateError('LG_ERR_QUEUE_REDIS', [this.#where, `not connected within ${this.#connectTimeoutMs} ms (${r.status})`])), this.#connectTimeoutMs);
       const onReady = (): void => done();

@@ -121,11 +121,12 @@ export class BullmqSender implements Sender {
 
   close(): Promise<void> {
     return (this.#closing ??= (async () => {
-      // BullMQ's own start-up (a version check) must end first: cut off mid-way, its rejection goes unhandled.
+      // The connection goes first: BullMQ's start-up on a shared connection (a version check) then fails
+      // while its queues still listen for errors. Closed mid-way, that rejection would go unhandled.
+      this.#redis.disconnect();
       const settled = Object.values(this.#queues).map((q) => q.waitUntilReady().catch(() => undefined));
       await withTimeout(Promise.all(settled), this.#connectTimeoutMs, () => new Error('not settled')).catch(() => undefined);
       await Promise.all(Object.values(this.#queues).map((q) => q.close().catch(() => undefined)));
-      this.#redis.disconnect();
     })());
   }
 }

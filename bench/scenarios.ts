@@ -12,6 +12,7 @@ import { Histogram } from '../runtime/observability/histogram.js';
 import path from 'node:path';
 import { benchModel } from './models.js';
 import { benchPlcLatency } from './plc.js';
+import { benchQueue } from './queue.js';
 
 const log = pino({ level: 'silent' });
 const r2 = (v: number): number => Math.round(v * 100) / 100;
@@ -40,6 +41,8 @@ async function bare(stages: StageInstance[], parts: () => Part, n: number): Prom
 export const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> = {
   /** PLC trigger -> ResultValid over loopback for 1000 parts through the casting station; also bench/results/plc-latency.json. */
   'plc-latency': () => benchPlcLatency(1000),
+  /** core/bullmq@1: delivered vs spooled writes, the drain after Redis returns, and the critical path with Redis away. */
+  'queue-sink': () => benchQueue(2000),
   /** The casting classifier: preprocessing and inference per image (300x300 grey). */
   'model-casting-cls': () => benchModel('models/casting-cls/1', 'fixtures/casting', 200),
   /** The third-party NEU YOLOv8n (640x640, int8); skipped where ../shared is absent. */

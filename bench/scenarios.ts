@@ -13,6 +13,7 @@ import path from 'node:path';
 import { benchModel } from './models.js';
 import { benchPlcLatency } from './plc.js';
 import { benchQueue } from './queue.js';
+import { benchReplay } from './replay.js';
 
 const log = pino({ level: 'silent' });
 const r2 = (v: number): number => Math.round(v * 100) / 100;
@@ -43,6 +44,8 @@ export const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> =
   'plc-latency': () => benchPlcLatency(1000),
   /** core/bullmq@1: delivered vs spooled writes, the drain after Redis returns, and the critical path with Redis away. */
   'queue-sink': () => benchQueue(2000),
+  /** linegate replay on the casting fixtures (20 images, 5 rounds) vs the live station on the same images. */
+  'replay-casting': () => benchReplay('stations/casting.yaml', 'fixtures/casting', ['ok_front'], 5),
   /** The casting classifier: preprocessing and inference per image (300x300 grey). */
   'model-casting-cls': () => benchModel('models/casting-cls/1', 'fixtures/casting', 200),
   /** The third-party NEU YOLOv8n (640x640, int8); skipped where ../shared is absent. */

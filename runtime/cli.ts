@@ -10,6 +10,7 @@ import { createLogger } from './observability/logger.js';
 import { builtinRegistry } from './registry/builtins.js';
 import { Station } from './station.js';
 import { printPlan } from './cli-format.js';
+import { addReplayCommands } from './cli-replay.js';
 import { draftManifest, formatInspection, inspectModel, modelFileSize, type Draft } from '../plugins/model-onnx/inspect.js';
 import type { SimOptionsInput } from '../plugins/opcua-plc/sim.js';
 
@@ -360,6 +361,8 @@ export function buildCli(): Command {
       const stats = await readStats({ station, minutes: opts.minutes, ...(opts.redis === undefined ? {} : { redis: opts.redis }), ...(opts.prefix === undefined ? {} : { prefix: opts.prefix }) });
       process.stdout.write(`${JSON.stringify(stats, null, 2)}\n`);
     });
+
+  addReplayCommands(program);
 
   const models = program.command('models').description('model packages: inspect an ONNX file and draft its model.json');
   models

@@ -79,6 +79,13 @@ export const ERRORS = {
   LG_ERR_WORKER_OPTIONS: def('worker "%s": option %s: %s', false, 400),
   LG_ERR_EXPORT_WRITE: def('cannot write dataset file %s: %s', true, 507),
 
+  // Replay, comparison and calibration.
+  LG_ERR_REPLAY_LABELS: def('labelled folder %s: %s', false, 400),
+  LG_ERR_REPLAY_ANNOTATION: def('annotation %s: %s', false, 422),
+  LG_ERR_REPLAY_STATION: def('station %s cannot be replayed: %s', false, 400),
+  LG_ERR_REPLAY_GATE: def('gate "%s": %s', false, 400),
+  LG_ERR_CALIBRATE_TARGET: def('calibration target "%s": %s', false, 400),
+
   // Images and sources.
   LG_ERR_IMAGE_DECODE: def('cannot decode image %s: %s', false, 422, 906),
   LG_ERR_IMAGE_FORMAT: def('image %s has an unsupported format or shape: %s', false, 422, 906),

@@ -34,6 +34,12 @@ export interface Plan {
 /** Reads, validates and compiles a station file; throws `LinegateErrors` listing every problem found. */
 export async function compileStationFile(file: string, builtins: Registry): Promise<Plan> {
   const loaded = await loadDataFile(file);
+  return compileStationData(loaded.data, loaded.file, builtins);
+}
+
+/** The same from data already read (replay swaps the source before compiling); `file` anchors relative paths. */
+export async function compileStationData(data: unknown, file: string, builtins: Registry): Promise<Plan> {
+  const loaded = { data, file };
   const registry = builtins.clone();
   const shape = StationFile.safeParse(loaded.data);
   if (shape.success && shape.data.plugins.length > 0) {

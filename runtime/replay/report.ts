@@ -42,6 +42,8 @@ export interface DetectionStats {
   /** Average precision at `iou` per class (VOC all-point interpolation). */
   readonly perClass: Readonly<Record<string, { readonly ap: number; readonly truths: number; readonly predictions: number }>>;
   readonly mAP50: number;
+  /** True when the model's labels are not the truth classes (an anomaly or one-class model): boxes matched whatever their label, under `any`. */
+  readonly classAgnostic: boolean;
 }
 
 /** One row of the threshold sweep: what the line would do with this threshold on the defect score. */

@@ -65,6 +65,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--version", default="1", help="the package version written into model.json (a new recipe is a new version folder)")
     return p.parse_args()
 
 
@@ -340,7 +341,7 @@ def main() -> None:
 
     manifest = {
         "name": "casting-cls",
-        "version": "1",
+        "version": args.version,
         "task": "classification",
         "description": "Pass/fail classifier for top-view photos of cast pump impellers (300x300 grey). Small CNN trained from scratch; defect score = 1 - p(ok).",
         "file": "model.onnx",
@@ -357,7 +358,7 @@ def main() -> None:
                      f"val {counts['val']['ok']} + {counts['val']['defect']} (epoch and threshold choice); "
                      f"test {counts['test']['ok']} + {counts['test']['defect']} (incl. the 20 fixtures/casting images; metrics below). "
                      "Preprocessed by models/tools/prepare-dataset.ts with input.json."),
-            "script": "train.py",
+            "script": "train.py" if args.version == "1" else f"../1/train.py --epochs {args.epochs} --version {args.version}",
             "date": today,
             "metrics": {
                 "heldOutImages": test_t["images"],

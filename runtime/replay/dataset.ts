@@ -1,0 +1,107 @@
+import { access, readFile, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { LinegateError } from '../errors.js';
+
+/*
+ * A labelled folder: one sub-folder per class, images inside (deeper folders
+ * allowed), annotations optional. Folders named good, ok or pass (or named
+ * with --good) hold good parts. The order is the byte order of the relative
+ * paths, so every machine replays the same sequence.
+ */
+
+export const GOOD_NAMES = ['good', 'ok', 'pass'];
+export const REPLAY_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp'];
+/** Folders that hold annotations, never images to inspect. */
+const ANNOTATION_DIRS = new Set(['annotations', 'labels', 'masks', 'ground_truth', 'groundtruth']);
+
+export type AnnotationRef = { readonly kind: 'voc' | 'yolo' | 'mask'; readonly file: string };
+
+export interface LabelledImage {
+  /** Relative to the folder, forward slashes. */
+  readonly file: string;
+  readonly abs: string;
+  /** The sub-folder it came from. */
+  readonly folder: string;
+  /** `good`, or the defect class (the sub-folder name). */
+  readonly truth: string;
+  readonly annotation?: AnnotationRef;
+}
+
+const exists = (p: string): Promise<boolean> => access(p).then(() => true, () => false);
+
+export async function listLabelled(dir: string, good: readonly string[] = []): Promise<LabelledImage[]> {
+  const root = path.resolve(dir);
+  const info = await stat(root).catch(() => undefined);
+  if (info === undefined || !info.isDirectory()) throw new LinegateError('LG_ERR_REPLAY_LABELS', [root, 'is not a folder']);
+  const goodSet = new Set([...GOOD_NAMES, ...good].map((g) => g.toLowerCase()));
+  const files: string[] = [];
+  const walk = async (d: string, rel: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      if (e.name.startsWith('.')) continue;
+      const relPath = rel === '' ? e.name : `${rel}/${e.name}`;
+      const target = e.isSymbolicLink() ? await stat(path.join(d, e.name)).catch(() => undefined) : e;
+      if (target === undefined) continue;
+      if (target.isDirectory()) {
+        if (!ANNOTATION_DIRS.has(e.name.toLowerCase())) await walk(path.join(d, e.name), relPath);
+      } else if (target.isFile() && REPLAY_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) files.push(relPath);
+    }
+  };
+  await walk(root, '');
+  // A PNG with the stem of another image beside it is that image's mask (MVTec, Magnetic-tile), not a part.
+  const stems = new Set(files.filter((f) => path.extname(f).toLowerCase() !== '.png').map(stemOf));
+  const images = files.filter((f) => !(path.extname(f).toLowerCase() === '.png' && stems.has(stemOf(f)))).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const loose = images.filter((f) => !f.includes('/'));
+  if (loose.length > 0) throw new LinegateError('LG_ERR_REPLAY_LABELS', [root, `${loose.length} image(s) (${loose.slice(0, 3).join(', ')}) lie directly in the folder and have no class: put each in a sub-folder named after its class`]);
+  if (images.length === 0) throw new LinegateError('LG_ERR_REPLAY_LABELS', [root, `holds no images (${REPLAY_EXTENSIONS.join(' ')}) in class sub-folders`]);
+  const out: LabelledImage[] = [];
+  for (const file of images) {
+    const folder = file.split('/')[0]!;
+    const abs = path.join(root, file);
+    const annotation = await findAnnotation(abs);
+    out.push({ file, abs, folder, truth: goodSet.has(folder.toLowerCase()) ? 'good' : folder, ...(annotation === undefined ? {} : { annotation }) });
+  }
+  return out;
+}
+
+const stemOf = (f: string): string => f.slice(0, f.length - path.extname(f).length);
+
+/**
+ * The annotation of an image, first found: Pascal VOC XML beside it or in a
+ * parallel `Annotations/` folder, YOLO txt beside it or in `labels/`, a mask
+ * PNG of the same stem beside it (or `<stem>_mask.png`, or in `masks/` or
+ * `ground_truth/`).
+ */
+async function findAnnotation(abs: string): Promise<AnnotationRef | undefined> {
+  const dir = path.dirname(abs);
+  const stem = path.basename(abs, path.extname(abs));
+  const parent = path.dirname(dir);
+  const candidates: AnnotationRef[] = [
+    { kind: 'voc', file: path.join(dir, `${stem}.xml`) },
+    { kind: 'voc', file: path.join(parent, 'Annotations', `${stem}.xml`) },
+    { kind: 'voc', file: path.join(parent, 'annotations', `${stem}.xml`) },
+    { kind: 'voc', file: path.join(dir, 'annotations', `${stem}.xml`) },
+    { kind: 'yolo', file: path.join(dir, `${stem}.txt`) },
+    { kind: 'yolo', file: path.join(parent, 'labels', `${stem}.txt`) },
+    { kind: 'yolo', file: path.join(dir, 'labels', `${stem}.txt`) },
+    ...(path.extname(abs).toLowerCase() === '.png' ? [] : [{ kind: 'mask' as const, file: path.join(dir, `${stem}.png`) }]),
+    { kind: 'mask', file: path.join(dir, `${stem}_mask.png`) },
+    { kind: 'mask', file: path.join(dir, 'masks', `${stem}.png`) },
+    { kind: 'mask', file: path.join(dir, 'ground_truth', `${stem}.png`) },
+    { kind: 'mask', file: path.join(parent, 'masks', path.basename(dir), `${stem}.png`) },
+  ];
+  for (const c of candidates) if (await exists(c.file)) return c;
+  return undefined;
+}
+
+/** YOLO class names for a folder: `classes.txt` (one per line) or the `names` of a `data.yaml`, when present. */
+export async function yoloNames(dir: string): Promise<string[] | undefined> {
+  const txt = await readFile(path.join(dir, 'classes.txt'), 'utf8').catch(() => undefined);
+  if (txt !== undefined) return txt.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+  const yaml = await readFile(path.join(dir, 'data.yaml'), 'utf8').catch(() => undefined);
+  if (yaml === undefined) return undefined;
+  const { parse } = await import('yaml');
+  const names = (parse(yaml) as { names?: unknown } | null)?.names;
+  if (Array.isArray(names)) return names.map(String);
+  if (names !== null && typeof names === 'object') return Object.entries(names).sort((a, b) => Number(a[0]) - Number(b[0])).map(([, v]) => String(v));
+  return undefined;
+}

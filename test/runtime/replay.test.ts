@@ -1,0 +1,143 @@
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { compileStationFile } from '../../runtime/compile/compile.js';
+import { builtinRegistry } from '../../runtime/registry/builtins.js';
+import type { InspectionResult } from '../../runtime/result.js';
+import { Station } from '../../runtime/station.js';
+import { listLabelled } from '../../runtime/replay/dataset.js';
+import { replay } from '../../runtime/replay/run.js';
+import type { ReplayReport } from '../../runtime/replay/report.js';
+import { confusionOf } from '../../runtime/replay/metrics.js';
+import { scratch } from '../helpers/scratch.js';
+import { ROOT, silentLog } from '../helpers/station.js';
+
+const CASTING = path.join(ROOT, 'fixtures/casting');
+const TILES = path.join(ROOT, 'fixtures/magnetic-tile');
+const NEU = path.join(ROOT, 'fixtures/neu-det');
+
+async function linegate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'bin/linegate.mjs'), ...args], { cwd: ROOT, timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+describe('the labelled folder', () => {
+  it('takes classes from sub-folders, maps good names to "good", and leaves masks out as annotations', async () => {
+    const tiles = await listLabelled(TILES);
+    expect(tiles.every((i) => i.file.endsWith('.jpg'))).toBe(true); // the .png beside each is its mask
+    expect(tiles.every((i) => i.annotation?.kind === 'mask')).toBe(true);
+    expect([...new Set(tiles.map((i) => i.truth))].sort()).toEqual(['blowhole', 'break', 'crack', 'good', 'uneven']);
+    const casting = await listLabelled(CASTING, ['ok_front']);
+    expect(casting.map((i) => i.truth)).toEqual([...Array(10).fill('def_front'), ...Array(10).fill('good')]);
+    expect(casting.map((i) => i.file)).toEqual([...casting.map((i) => i.file)].sort()); // byte order: the same on every machine
+  });
+
+  it('finds VOC beside the image or in a parallel Annotations folder, and YOLO labels', async () => {
+    const dir = scratch('lg-labelled-');
+    mkdirSync(path.join(dir, 'crazing'));
+    mkdirSync(path.join(dir, 'Annotations'));
+    mkdirSync(path.join(dir, 'inclusion'));
+    copyFileSync(path.join(NEU, 'crazing_7.jpg'), path.join(dir, 'crazing/crazing_7.jpg'));
+    copyFileSync(path.join(NEU, 'crazing_7.xml'), path.join(dir, 'Annotations/crazing_7.xml'));
+    copyFileSync(path.join(NEU, 'inclusion_7.jpg'), path.join(dir, 'inclusion/inclusion_7.jpg'));
+    writeFileSync(path.join(dir, 'inclusion/inclusion_7.txt'), '0 0.5 0.5 0.1 0.2\n');
+    const images = await listLabelled(dir);
+    expect(images.map((i) => [i.file, i.annotation?.kind])).toEqual([
+      ['crazing/crazing_7.jpg', 'voc'],
+      ['inclusion/inclusion_7.jpg', 'yolo'],
+    ]);
+  });
+
+  it('refuses images that lie outside a class folder, and a folder with no images, with a clear code', async () => {
+    const loose = scratch('lg-labelled-');
+    copyFileSync(path.join(NEU, 'crazing_7.jpg'), path.join(loose, 'a.jpg'));
+    await expect(listLabelled(loose)).rejects.toMatchObject({ code: 'LG_ERR_REPLAY_LABELS', message: expect.stringContaining('have no class') });
+    await expect(listLabelled(scratch('lg-labelled-'))).rejects.toMatchObject({ code: 'LG_ERR_REPLAY_LABELS', message: expect.stringContaining('holds no images') });
+  });
+});
+
+describe('replay', () => {
+  it('gives for each image exactly the result the live station gives', async () => {
+    const plan = await compileStationFile(path.join(ROOT, 'stations/casting.yaml'), builtinRegistry());
+    const live = new Station({ ...plan, sinks: [] }, silentLog); // the same station, its archive sink left out
+    const liveResults = new Map<string, InspectionResult>();
+    live.on('result', (r) => liveResults.set(path.relative(CASTING, r.source.ref), r));
+    await live.run();
+    await live.close();
+    const r = await replay(path.join(ROOT, 'stations/casting.yaml'), CASTING, { good: ['ok_front'], log: silentLog });
+    expect(r.results).toHaveLength(20);
+    const decision = (x: InspectionResult) => ({ verdict: x.verdict, rejectCode: x.rejectCode, reasons: x.reasons, defects: x.defects, scores: x.scores, thresholds: x.thresholds, model: x.model, frame: { ...x.frame, ref: path.relative(CASTING, x.frame.ref) } });
+    for (const x of r.results) expect(decision(x)).toEqual(decision(liveResults.get(x.partId)!));
+  });
+
+  it('runs the station with its calibration: thresholds that calibrate wrote are the ones the replay uses', async () => {
+    const dir = scratch('lg-calibrate-');
+    const station = path.join(dir, 'casting.yaml');
+    const yaml = readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8').replace('station:\n', `station:\n  root: ${ROOT}\n  calibration: ${path.join(dir, 'casting.json')}\n`);
+    writeFileSync(station, yaml);
+    writeFileSync(path.join(dir, 'casting.json'), JSON.stringify({ station: 'casting-01', thresholds: { defect: 0.5 }, provenance: { date: 'x', method: 'by hand' }, roi: { x: 0, y: 0, width: 300, height: 300 } }));
+    const out = await linegate('calibrate', station, CASTING, '--good', 'ok_front', '--target', 'escape=0');
+    expect(out.code, out.stderr).toBe(0);
+    const printed = JSON.parse(out.stdout) as { file: string; thresholds: { defect: { value: number; ci95: [number, number] } }; escapeRate: number; escapeUpper95: number };
+    expect(printed.file).toBe(path.join(dir, 'casting.json'));
+    expect(printed.escapeRate).toBe(0);
+    expect(printed.escapeUpper95).toBeCloseTo(0.3, 12); // 3 / 10 defective images
+    const [lo, hi] = printed.thresholds.defect.ci95;
+    expect(lo).toBeLessThanOrEqual(printed.thresholds.defect.value);
+    expect(hi).toBeGreaterThanOrEqual(printed.thresholds.defect.value);
+    const written = JSON.parse(readFileSync(path.join(dir, 'casting.json'), 'utf8')) as Record<string, unknown>;
+    expect(written).toMatchObject({ station: 'casting-01', roi: { width: 300 }, provenance: { method: 'linegate calibrate --target escape=0', images: 20, model: { name: 'casting-cls' } } });
+    const again = await replay(station, CASTING, { good: ['ok_front'], log: silentLog });
+    const used = (written.thresholds as { defect: number }).defect;
+    expect(again.results.every((x) => x.thresholds?.defect === used)).toBe(true);
+    expect(again.report.escapeRate).toBe(0);
+  }, 60_000);
+});
+
+describe('linegate replay, compare and calibrate on the command line', () => {
+  it('writes the JSON and HTML reports; the confusion counts equal a recount of the results', async () => {
+    const dir = scratch('lg-replay-');
+    const out = await linegate('replay', 'stations/casting.yaml', CASTING, '--good', 'ok_front', '--json', path.join(dir, 'r.json'), '--html', path.join(dir, 'r.html'));
+    expect(out.code, out.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(path.join(dir, 'r.json'), 'utf8')) as ReplayReport;
+    for (const key of ['images', 'errors', 'confusion', 'accuracy', 'precision', 'recall', 'escapeRate', 'overkillRate', 'auroc', 'perClass', 'latencyMs', 'model', 'results']) expect(report).toHaveProperty(key);
+    expect(Object.keys(report.results[0]!).sort()).toEqual(['defects', 'file', 'score', 'truth', 'verdict']);
+    expect(report.confusion).toEqual(confusionOf(report.results));
+    expect(report.images).toBe(20);
+    expect(report.model).toMatchObject({ name: 'casting-cls', version: '1', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    const html = readFileSync(path.join(dir, 'r.html'), 'utf8');
+    expect(html).toContain('<svg');
+    expect(html).not.toMatch(/(src|href)="https?:/);
+  }, 60_000);
+
+  it('compares two models on the magnetic tiles and exits 3 when the gate fails', async () => {
+    const model = 'models/magnetic-tile-anomaly/1';
+    const ok = await linegate('compare', 'stations/magnetic-tile.yaml', TILES, '--model', model, '--model', model, '--gate', 'escapeRate<=0,delta.accuracy>=0');
+    expect(ok.code, ok.stderr).toBe(0);
+    const c = JSON.parse(ok.stdout) as { differing: unknown[]; delta: { accuracy: number }; gate: { passed: boolean } };
+    expect(c).toMatchObject({ differing: [], delta: { accuracy: 0 }, gate: { passed: true } }); // a model against itself: deterministic
+    const strict = await linegate('compare', 'stations/magnetic-tile.yaml', TILES, '--model', model, '--model', model, '--gate', 'overkillRate<=0');
+    expect(strict.code).toBe(3);
+    expect(strict.stderr).toContain('gate failed: overkillRate<=0 (is 0.25)');
+    const bad = await linegate('compare', 'stations/magnetic-tile.yaml', TILES, '--model', model, '--model', model, '--gate', 'speed>9');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('LG_ERR_REPLAY_GATE');
+  }, 120_000);
+
+  it('calibrates the magnetic tiles for an overkill budget and writes where it is told', async () => {
+    const file = path.join(scratch('lg-calibrate-'), 'tiles.json');
+    const out = await linegate('calibrate', 'stations/magnetic-tile.yaml', TILES, '--target', 'overkill<=0', '--out', file);
+    expect(out.code, out.stderr).toBe(0);
+    const printed = JSON.parse(out.stdout) as { overkillRate: number; thresholds: { anomaly: { positives: number; negatives: number } } };
+    expect(printed.overkillRate).toBe(0);
+    expect(printed.thresholds.anomaly).toMatchObject({ positives: 4, negatives: 4 });
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ station: 'magnetic-tile-01', thresholds: { anomaly: expect.any(Number) } });
+  }, 60_000);
+});

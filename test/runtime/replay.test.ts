@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -139,5 +139,27 @@ describe('linegate replay, compare and calibrate on the command line', () => {
     expect(printed.overkillRate).toBe(0);
     expect(printed.thresholds.anomaly).toMatchObject({ positives: 4, negatives: 4 });
     expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ station: 'magnetic-tile-01', thresholds: { anomaly: expect.any(Number) } });
+  }, 60_000);
+});
+
+const NEU_MODEL = path.resolve(ROOT, '../shared/models/neu-yolov8n-int8/model.onnx');
+
+describe.skipIf(!existsSync(NEU_MODEL))('replay with boxes: the NEU detector on the annotated fixtures (needs ../shared)', () => {
+  it('matches its boxes to the VOC truths and reports AP50 per class and mAP50', async () => {
+    const dir = scratch('lg-neu-replay-');
+    mkdirSync(path.join(dir, 'Annotations'));
+    for (const f of readdirSync(NEU).filter((x) => x.endsWith('.jpg'))) {
+      const cls = f.replace(/_\d+\.jpg$/, '');
+      mkdirSync(path.join(dir, cls));
+      copyFileSync(path.join(NEU, f), path.join(dir, cls, f));
+      copyFileSync(path.join(NEU, f.replace(/\.jpg$/, '.xml')), path.join(dir, 'Annotations', f.replace(/\.jpg$/, '.xml')));
+    }
+    const r = await replay(path.join(ROOT, 'stations/neu-steel.yaml'), dir, { log: silentLog });
+    const d = r.report.detection!;
+    console.info(JSON.stringify({ neuReplay: { images: r.report.images, mAP50: d.mAP50, perClass: d.perClass } }));
+    expect(r.report.images).toBe(6);
+    expect(d.classAgnostic).toBe(false); // the detector's labels are the NEU classes
+    expect(Object.keys(d.perClass).sort()).toEqual(['crazing', 'inclusion', 'patches', 'pitted_surface', 'rolled-in_scale', 'scratches']);
+    expect(d.mAP50).toBeGreaterThan(0.5);
   }, 60_000);
 });

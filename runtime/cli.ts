@@ -65,22 +65,30 @@ function report(e: unknown, json: boolean): number {
   return errors.every((x) => x.httpStatus >= 400 && x.httpStatus < 500) ? EXIT.input : EXIT.runtime;
 }
 
-async function runCommand(file: string, opts: { maxFrames?: number; logLevel?: string; pretty?: boolean }): Promise<number> {
-  const log: Logger = createLogger({ ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }), ...(opts.pretty === undefined ? {} : { pretty: opts.pretty }) });
-  const station = await Station.open(file, log);
+/** The first SIGINT/SIGTERM asks for a graceful stop; a second exits at once (130). Returns what removes the handlers. */
+function onStopSignals(log: Logger, stopping: string, stop: () => void): () => void {
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
-    signals++;
-    if (signals === 1) {
-      log.info({ signal: sig }, 'stopping: no new frames; draining parts in flight and flushing sinks');
-      station.stop();
+    if (++signals === 1) {
+      log.info({ signal: sig }, stopping);
+      stop();
     } else {
-      log.warn({ signal: sig }, 'second signal: exiting without draining');
+      log.warn({ signal: sig }, 'second signal: exiting at once');
       process.exit(130);
     }
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
+async function runCommand(file: string, opts: { maxFrames?: number; logLevel?: string; pretty?: boolean }): Promise<number> {
+  const log: Logger = createLogger({ ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }), ...(opts.pretty === undefined ? {} : { pretty: opts.pretty }) });
+  const station = await Station.open(file, log);
+  const offSignals = onStopSignals(log, 'stopping: no new frames; draining parts in flight and flushing sinks', () => station.stop());
   try {
     const summary = await station.run(opts.maxFrames === undefined ? {} : { maxFrames: opts.maxFrames });
     // Read before the close: e.g. "Redis unreachable, N bytes spooled", which the operator must see.
@@ -91,8 +99,7 @@ async function runCommand(file: string, opts: { maxFrames?: number; logLevel?: s
     return EXIT.ok;
   } finally {
     await station.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offSignals();
   }
 }
 
@@ -218,21 +225,9 @@ async function workerCommand(name: string, opts: WorkerCliOptions): Promise<numb
       archive: opts.archive === undefined ? undefined : path.resolve(opts.archive),
     }).filter(([, v]) => v !== undefined),
   );
-  let signals = 0;
   let stop = (): void => undefined;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
-  const onSignal = (sig: NodeJS.Signals): void => {
-    signals++;
-    if (signals === 1) {
-      log.info({ signal: sig }, 'stopping: no new jobs; waiting for the running ones');
-      stop();
-    } else {
-      log.warn({ signal: sig }, 'second signal: exiting without waiting');
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const offSignals = onStopSignals(log, 'stopping: no new jobs; waiting for the running ones', () => stop());
   try {
     const worker = await startWorker(name, options, log);
     await stopped;
@@ -240,8 +235,7 @@ async function workerCommand(name: string, opts: WorkerCliOptions): Promise<numb
     process.stdout.write(`${JSON.stringify({ worker: { name: worker.name, processed: worker.processed(), failed: worker.failed() } })}\n`);
     return EXIT.ok;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offSignals();
   }
 }
 

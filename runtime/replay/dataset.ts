@@ -1,6 +1,7 @@
-import { access, readFile, readdir, stat } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { LinegateError } from '../errors.js';
+import { listImages } from '../../plugins/source-folder/index.js';
 
 /*
  * A labelled folder: one sub-folder per class, images inside (deeper folders
@@ -34,19 +35,8 @@ export async function listLabelled(dir: string, good: readonly string[] = []): P
   const info = await stat(root).catch(() => undefined);
   if (info === undefined || !info.isDirectory()) throw new LinegateError('LG_ERR_REPLAY_LABELS', [root, 'is not a folder']);
   const goodSet = new Set([...GOOD_NAMES, ...good].map((g) => g.toLowerCase()));
-  const files: string[] = [];
-  const walk = async (d: string, rel: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.name.startsWith('.')) continue;
-      const relPath = rel === '' ? e.name : `${rel}/${e.name}`;
-      const target = e.isSymbolicLink() ? await stat(path.join(d, e.name)).catch(() => undefined) : e;
-      if (target === undefined) continue;
-      if (target.isDirectory()) {
-        if (!ANNOTATION_DIRS.has(e.name.toLowerCase())) await walk(path.join(d, e.name), relPath);
-      } else if (target.isFile() && REPLAY_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) files.push(relPath);
-    }
-  };
-  await walk(root, '');
+  // folder-source's own listing (byte order, hidden files skipped, links followed), minus annotation folders.
+  const files = (await listImages(root, REPLAY_EXTENSIONS, true)).map((e) => e.file).filter((f) => !f.split('/').slice(0, -1).some((d) => ANNOTATION_DIRS.has(d.toLowerCase())));
   // A PNG with the stem of another image beside it is that image's mask (MVTec, Magnetic-tile), not a part.
   const stems = new Set(files.filter((f) => path.extname(f).toLowerCase() !== '.png').map(stemOf));
   const images = files.filter((f) => !(path.extname(f).toLowerCase() === '.png' && stems.has(stemOf(f)))).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));

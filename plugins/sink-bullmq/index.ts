@@ -139,7 +139,7 @@ function queueSink(config: Config, p: Parts): SinkInstance {
       const sample = sampler.choose(result);
       const keep = archive !== undefined && image !== undefined && (config.archive.images === 'all' || sample !== undefined);
       let stored: ArchivedImage | undefined;
-      let lost: string | undefined;
+      let lost: string | undefined = image === undefined && archive !== undefined && sample !== undefined ? 'image not kept: the station dropped it while this sink was far behind' : undefined;
       if (keep) {
         try {
           stored = await archive.put(...(await bytesOf(image)), result.frame.sha256);
@@ -177,7 +177,7 @@ function queueSink(config: Config, p: Parts): SinkInstance {
     health(): Health {
       const data = { redis: p.where, state: forwarder.state, spool: spool.dir, pendingBytes: spool.pendingBytes, archivedImages: archive?.count ?? 0, skippedByQuota: sampler.skippedByQuota };
       if (spoolFull) return { status: 'down', detail: `spool full (${spool.pendingBytes} bytes): new records are refused until Redis at ${p.where} takes the backlog`, data };
-      if (forwarder.state !== 'up' && !spool.empty) {
+      if (forwarder.state === 'unreachable' || (forwarder.state !== 'up' && !spool.empty)) {
         return { status: 'degraded', detail: `Redis at ${p.where} unreachable (${forwarder.why || forwarder.state}): ${spool.pendingBytes} bytes spooled in ${spool.dir}, sent when it answers`, data };
       }
       return { status: 'ok', detail: forwarder.state === 'up' ? `queues on ${p.where}` : `waiting for Redis at ${p.where}; nothing spooled`, data };

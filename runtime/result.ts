@@ -110,3 +110,14 @@ export type InspectionResult = z.infer<typeof InspectionResult>;
 export function resultJsonSchema(): Record<string, unknown> {
   return z.toJSONSchema(InspectionResult, { target: 'draft-2020-12' }) as Record<string, unknown>;
 }
+
+/** The image-level defect score a decision rests on: the decoder's `defect` score, else the top defect's (0 with none). */
+export function defectScore(r: Pick<InspectionResult, 'scores' | 'defects'>): number {
+  return r.scores.defect ?? Math.max(0, ...r.defects.map((d) => d.score));
+}
+
+/** A label's score as the threshold rules judge it: its top defect, else the decoder's score for it, else 0. */
+export function labelScore(r: Pick<InspectionResult, 'scores' | 'defects'>, label: string): number {
+  const mine = r.defects.filter((d) => d.label === label).map((d) => d.score);
+  return mine.length > 0 ? Math.max(...mine) : (r.scores[label] ?? 0);
+}

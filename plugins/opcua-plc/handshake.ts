@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../runtime/contract.js';
 import { LinegateError, messageOf, rejectCodeOf } from '../../runtime/errors.js';
-import type { InspectionResult } from '../../runtime/result.js';
+import { defectScore, type InspectionResult } from '../../runtime/result.js';
 import type { PlcLink } from './link.js';
 import { VERDICT_CODE } from './tags.js';
 
@@ -261,7 +261,7 @@ function payloadOf(r: InspectionResult, counter: number): Payload {
     partId: r.partId,
     verdict: VERDICT_CODE[r.verdict],
     rejectCode: r.rejectCode,
-    score: r.scores.defect ?? Math.max(0, ...r.defects.map((d) => d.score)),
+    score: defectScore(r),
     counter,
     modelVersion: r.model === null ? '' : `${r.model.name}@${r.model.version}`,
   };

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { definePlugin, type EncodedImage, type Health, type PluginContext, type RawImage, type SinkInstance } from '../../runtime/contract.js';
 import { messageOf } from '../../runtime/errors.js';
-import { ImageArchive } from './archive.js';
+import { ImageArchive, sha256Of } from './archive.js';
 import { Forwarder, recordKey } from './forwarder.js';
 import type { ArchivedImage, SampleJob } from './jobs.js';
 import { Sampler, SamplingConfig } from './sampling.js';
@@ -142,7 +142,7 @@ function queueSink(config: Config, p: Parts): SinkInstance {
       let lost: string | undefined = image === undefined && archive !== undefined && sample !== undefined ? 'image not kept: the station dropped it while this sink was far behind' : undefined;
       if (keep) {
         try {
-          stored = await archive.put(...(await bytesOf(image)), result.frame.sha256);
+          stored = await archive.put(...(await bytesOf(image)));
         } catch (e) {
           lost = `image not archived: ${messageOf(e)}`;
           run.log.error({ err: e, resultId: result.resultId }, 'image could not be archived; its jobs go without it');
@@ -150,10 +150,13 @@ function queueSink(config: Config, p: Parts): SinkInstance {
       }
       const key = recordKey({ queue: 'results', id: result.resultId });
       const delivered = config.deliveredWaitMs > 0 && forwarder.state !== 'unreachable' ? forwardedWithin(key, config.deliveredWaitMs) : Promise.resolve(false);
-      const appends = [spool.append({ queue: 'results', id: result.resultId, data: result })];
+      // The content address is worked out here, in the background, not in the part's cycle: the PLC must not wait for it.
+      const sha256 = stored?.sha256 ?? (image?.kind === 'encoded' ? sha256Of(image.data) : undefined);
+      const record = sha256 === undefined || result.frame.sha256 !== undefined ? result : { ...result, frame: { ...result.frame, sha256 } };
+      const appends = [spool.append({ queue: 'results', id: result.resultId, data: record })];
       if (sample !== undefined) {
         const job: SampleJob = {
-          result,
+          result: record,
           label: sample.label,
           labelSource: sample.labelSource,
           reasons: [...sample.reasons],

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { InspectionResult } from '../../runtime/result.js';
+import { labelScore, type InspectionResult } from '../../runtime/result.js';
 import type { SampleReason } from './jobs.js';
 
 export const SamplingConfig = z
@@ -80,9 +80,8 @@ export class Sampler {
     if (band <= 0 || r.thresholds === undefined) return [];
     const out: string[] = [];
     for (const [label, t] of Object.entries(r.thresholds)) {
-      const scores = r.defects.filter((d) => d.label === label).map((d) => d.score);
-      const s = scores.length > 0 ? Math.max(...scores) : r.scores[label];
-      if (s !== undefined && Math.abs(s - t) <= band) out.push(`${label} score ${s.toFixed(3)} within ${band} of the threshold ${t}`);
+      const s = labelScore(r, label);
+      if (Math.abs(s - t) <= band) out.push(`${label} score ${s.toFixed(3)} within ${band} of the threshold ${t}`);
     }
     return out;
   }

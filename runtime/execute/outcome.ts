@@ -1,4 +1,4 @@
-import { createHash, randomFillSync } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { Frame, Part } from '../contract.js';
 import { LinegateError, rejectCodeOf } from '../errors.js';
 import { RESULT_SCHEMA_VERSION, type InspectionResult } from '../result.js';
@@ -34,8 +34,6 @@ export function buildResult(plan: Plan, frame: Frame, outcome: Outcome, totalMs:
     frame: {
       ref: frame.ref,
       ...(raw === undefined ? {} : { width: raw.width, height: raw.height }),
-      // The content address of the frame: the archive's key and the provenance of every dataset image.
-      ...(encoded === undefined ? {} : { sha256: createHash('sha256').update(encoded.data).digest('hex') }),
       ...(encoded?.format === undefined ? {} : { format: encoded.format }),
     },
     model: part?.model ?? null,

@@ -2,7 +2,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Calibration } from '../config/calibration.js';
 import { LinegateError, messageOf } from '../errors.js';
-import type { InspectionResult } from '../result.js';
+import { labelScore, type InspectionResult } from '../result.js';
 import { percentile } from './metrics.js';
 
 /*
@@ -41,6 +41,8 @@ export function chooseThreshold(positives: readonly number[], negatives: readonl
   const k = Math.floor(target.max * negatives.length + 1e-9);
   if (k >= negatives.length) return 0;
   const edge = [...negatives].sort((a, b) => b - a)[k]!;
+  // Rules reject at score >= threshold and scores stop at 1: a good part at 1 cannot be passed.
+  if (edge >= 1) throw new LinegateError('LG_ERR_CALIBRATE_TARGET', [target.text, `${k + 1} good image(s) score 1 on this label: no threshold passes them`]);
   const above = all.filter((s) => s > edge);
   return above.length === 0 ? (edge + 1) / 2 : (edge + Math.min(...above)) / 2;
 }
@@ -58,7 +60,7 @@ export function scoredImages(results: readonly InspectionResult[], truthOf: Read
     .map((r) => ({
       file: r.partId,
       truth: truthOf.get(r.partId) ?? 'good',
-      scores: Object.fromEntries(labels.map((l) => [l, r.scores[l] ?? Math.max(0, ...r.defects.filter((d) => d.label === l).map((d) => d.score))])),
+      scores: Object.fromEntries(labels.map((l) => [l, labelScore(r, l)])),
     }));
 }
 

@@ -6,7 +6,7 @@ import { compileStationData } from '../compile/compile.js';
 import { loadDataFile } from '../config/load.js';
 import { LinegateError } from '../errors.js';
 import { builtinRegistry } from '../registry/builtins.js';
-import type { InspectionResult } from '../result.js';
+import { defectScore, type InspectionResult } from '../result.js';
 import { Station } from '../station.js';
 import { readTruth } from './annotations.js';
 import { listLabelled, yoloNames, type LabelledImage } from './dataset.js';
@@ -136,11 +136,6 @@ function detectionOf(truths: ReadonlyMap<string, readonly TruthBox[]>, predictio
   return { ...detection(any, predictions.map((p) => ({ ...p, label: 'any' }))), classAgnostic: true };
 }
 
-/** The decision's score: the image-level defect score when the decoder gives one, else the top defect's. */
-export function decisionScore(r: InspectionResult): number {
-  return r.scores.defect ?? Math.max(0, ...r.defects.map((d) => d.score));
-}
-
 export function buildReport(
   station: string,
   dir: string,
@@ -150,7 +145,7 @@ export function buildReport(
   truths: ReadonlyMap<string, readonly TruthBox[]>,
 ): ReplayReport {
   const truthOf = new Map(images.map((i) => [i.file, i.truth]));
-  const rows: ReplayRow[] = results.map((r) => ({ file: r.partId, truth: truthOf.get(r.partId) ?? 'good', verdict: r.verdict, score: decisionScore(r), defects: r.defects }));
+  const rows: ReplayRow[] = results.map((r) => ({ file: r.partId, truth: truthOf.get(r.partId) ?? 'good', verdict: r.verdict, score: defectScore(r), defects: r.defects }));
   const c = confusionOf(rows);
   const predictions: Prediction[] = results.flatMap((r) => r.defects.filter((d) => d.box !== undefined).map((d) => ({ file: r.partId, label: d.label, score: d.score, box: d.box! })));
   const boxes = [...truths.values()].some((b) => b.length > 0);

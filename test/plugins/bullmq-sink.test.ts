@@ -7,6 +7,7 @@ import { bullmqSink } from '../../plugins/sink-bullmq/index.js';
 import { SampleJob } from '../../plugins/sink-bullmq/jobs.js';
 import { FIXTURE, contextFor, frameOf, sampleResult } from '../helpers/samples.js';
 import { scratch } from '../helpers/scratch.js';
+import { until } from '../helpers/until.js';
 import { RedisRelay, dropPrefix, jobsOf, uniquePrefix } from '../helpers/redis.js';
 
 /** Against the real Redis on 127.0.0.1:6379, each test under its own prefix, reached through a relay it can cut. */
@@ -54,13 +55,6 @@ const ctx = contextFor(new AbortController().signal);
 const image = frameOf().image;
 const passes = (n: number, from = 0) => Array.from({ length: n }, (_, i) => sampleResult({ partId: `P-${from + i}`, sequence: from + i, verdict: 'pass', rejectCode: 0, reasons: [], defects: [], source: { step: 'cam', plugin: 'x', ref: 'r' } }));
 
-async function until(cond: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for: ${cond.toString()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('core/bullmq@1 against the real Redis', () => {
   it('puts every result on <prefix>:results in order, job id = result id, data parsing with the result schema', async () => {
@@ -95,7 +89,7 @@ describe('core/bullmq@1 against the real Redis', () => {
     const q = await sink(s);
     const frame = frameOf();
     const sha = (await import('node:crypto')).createHash('sha256').update(frame.image.data as Buffer).digest('hex');
-    const r = sampleResult({ frame: { ref: FIXTURE, sha256: sha, format: 'jpeg', width: 300, height: 300 } });
+    const r = sampleResult({ frame: { ref: FIXTURE, format: 'jpeg', width: 300, height: 300 } });
     await q.write(r, ctx, frame.image);
     await q.flush?.();
     const [job] = await jobsOf(s.prefix, 'samples');
@@ -104,6 +98,9 @@ describe('core/bullmq@1 against the real Redis', () => {
     expect(sample).toMatchObject({ label: 'def_front', labelSource: 'source', reasons: ['fail'], why: ['rejected: reject-blurred'] });
     expect(sample.image).toMatchObject({ sha256: sha, format: 'jpeg', key: `${sha.slice(0, 2)}/${sha.slice(2, 4)}/${sha}.jpg` });
     expect(sample.image!.inline).toBeUndefined(); // the job carries the reference, not the bytes
+    // the content address is filled in by the sink (off the part's cycle), in both queues' records
+    expect(sample.result.frame.sha256).toBe(sha);
+    expect((await jobsOf(s.prefix, 'results'))[0]!.data).toMatchObject({ frame: { sha256: sha } });
     expect(readFileSync(path.join(s.archive, sample.image!.key)).equals(frame.image.data as Buffer)).toBe(true);
   });
 

@@ -7,6 +7,7 @@ import type { FrameInput, PluginContext, SourceInstance } from '../../runtime/co
 import { LinegateError } from '../../runtime/errors.js';
 import type { InspectionResult } from '../../runtime/result.js';
 import { hotFolderSource } from '../../plugins/source-hot-folder/index.js';
+import { until } from '../helpers/until.js';
 
 const log = pino({ level: 'silent' });
 const result = (verdict: 'pass' | 'fail' | 'error'): InspectionResult => ({ verdict }) as unknown as InspectionResult;
@@ -59,13 +60,6 @@ async function drop(name: string, content: string | Buffer, ageS = 0): Promise<s
   return file;
 }
 
-async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 2000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await pause(10);
-  }
-}
 
 /** Starts a plugin instance and consumes its frames in the background into `frames`. */
 async function start(config: Record<string, unknown> = {}): Promise<{ frames: FrameInput[]; controller: AbortController; instance: SourceInstance; done: Promise<void> }> {
@@ -96,7 +90,7 @@ describe('core/hot-folder@1', () => {
     await drop('a.PNG', 'ay', 20);
     await drop('c.jpg', 'sea', 30); // same mtime as b.jpg: name decides
     const r = await start();
-    await waitFor(() => r.frames.length === 3, 2000, 'three frames');
+    await until(() => r.frames.length === 3, { ms: 2000, what: 'three frames' });
     await pause(250); // several more polls: nothing is yielded twice
     expect(r.frames.map(nameOf)).toEqual(['b.jpg', 'c.jpg', 'a.PNG']);
 
@@ -119,7 +113,7 @@ describe('core/hot-folder@1', () => {
   it('moves a file to failed when the verdict is error', async () => {
     await drop('x.jpg', 'x');
     const r = await start();
-    await waitFor(() => r.frames.length === 1);
+    await until(() => r.frames.length === 1);
     await r.frames[0]!.settle!(result('error'));
     expect(await ls(lg('failed'))).toEqual(['x.jpg']);
     expect(await ls(lg('done'))).toEqual([]);
@@ -130,7 +124,7 @@ describe('core/hot-folder@1', () => {
     await drop('ok.jpg', 'ok', 2);
     await drop('bad.jpg', 'bad', 1);
     const r = await start({ after: 'delete' });
-    await waitFor(() => r.frames.length === 2);
+    await until(() => r.frames.length === 2);
     await r.frames[0]!.settle!(result('pass'));
     await r.frames[1]!.settle!(result('error'));
     expect(await ls(lg('done'))).toEqual([]);
@@ -144,7 +138,7 @@ describe('core/hot-folder@1', () => {
     await fs.writeFile(lg('done', 'p.jpg'), 'older');
     await drop('p.jpg', 'newer');
     const r = await start();
-    await waitFor(() => r.frames.length === 1);
+    await until(() => r.frames.length === 1);
     const f = r.frames[0]!;
     await Promise.all([f.settle!(result('pass')), f.settle!(result('pass'))]);
     await f.settle!(result('error'));
@@ -160,9 +154,9 @@ describe('core/hot-folder@1', () => {
   it('takes a file dropped again under the name of one still in processing under a suffixed name, not over it', async () => {
     await drop('same.jpg', 'first');
     const r = await start();
-    await waitFor(() => r.frames.length === 1);
+    await until(() => r.frames.length === 1);
     await drop('same.jpg', 'second');
-    await waitFor(() => r.frames.length === 2);
+    await until(() => r.frames.length === 2);
     const [a, b] = r.frames as [FrameInput, FrameInput];
     expect(a.image.data.toString()).toBe('first');
     expect(b.image.data.toString()).toBe('second');
@@ -184,7 +178,7 @@ describe('core/hot-folder@1', () => {
     }
     const stoppedAt = Date.now() - 120;
     expect(r.frames).toHaveLength(0);
-    await waitFor(() => r.frames.length === 1, 2000, 'the finished file');
+    await until(() => r.frames.length === 1, { ms: 2000, what: 'the finished file' });
     expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(300);
     expect(r.frames[0]!.image.data).toEqual(Buffer.concat(chunks));
   });
@@ -195,13 +189,13 @@ describe('core/hot-folder@1', () => {
     await fs.mkdir(path.join(inbox, 'folder.jpg'));
     await drop('G.JPEG', 'g');
     const r = await start();
-    await waitFor(() => r.frames.length === 1);
+    await until(() => r.frames.length === 1);
     await pause(300); // three settle periods more
     expect(r.frames.map(nameOf)).toEqual(['G.JPEG']);
     expect(await onlyFiles(inbox)).toEqual(ignored.sort());
 
     await fs.rename(path.join(inbox, 'up.jpg.part'), path.join(inbox, 'up.jpg'));
-    await waitFor(() => r.frames.length === 2);
+    await until(() => r.frames.length === 2);
     expect(nameOf(r.frames[1]!)).toBe('up.jpg');
     expect(r.frames[1]!.partId).toBe('up');
   });
@@ -215,7 +209,7 @@ describe('core/hot-folder@1', () => {
     await drop('f2.jpg', '2', 30);
 
     const first = await start();
-    await waitFor(() => first.frames.length === 2);
+    await until(() => first.frames.length === 2);
     await first.frames[0]!.settle!(result('pass'));
     await stop(first); // the station stops before f2's result is final
     count(first.frames);
@@ -224,7 +218,7 @@ describe('core/hot-folder@1', () => {
     await drop('f3.jpg', '3', 20);
     await drop('f0.jpg', '0', 50); // older than everything, but the unfinished f2 still comes first
     const second = await start();
-    await waitFor(() => second.frames.length === 3);
+    await until(() => second.frames.length === 3);
     await pause(250);
     expect(second.frames.map(nameOf)).toEqual(['f2.jpg', 'f0.jpg', 'f3.jpg']);
     for (const f of second.frames) await f.settle!(result('pass'));
@@ -275,8 +269,8 @@ describe('core/hot-folder@1', () => {
     await drop('big.jpg', Buffer.alloc(2048, 7), 2);
     await drop('small.jpg', Buffer.alloc(100, 1), 1);
     const r = await start({ maxFileBytes: 1024 });
-    await waitFor(() => r.frames.length === 1);
-    await waitFor(async () => (await ls(lg('failed'))).includes('big.jpg'), 2000, 'big.jpg in failed');
+    await until(() => r.frames.length === 1);
+    await until(async () => (await ls(lg('failed'))).includes('big.jpg'), { ms: 2000, what: 'big.jpg in failed' });
     await pause(200);
     expect(r.frames.map(nameOf)).toEqual(['small.jpg']);
     expect(await ls(lg('processing'))).toEqual(['small.jpg']);

@@ -9,6 +9,7 @@ import { opcuaPlc } from '../../plugins/opcua-plc/index.js';
 import { defaultTagMap } from '../../plugins/opcua-plc/tags.js';
 import { contextFor, sampleResult } from '../helpers/samples.js';
 import { scratch } from '../helpers/scratch.js';
+import { until } from '../helpers/until.js';
 import { showOwnCertificate, trustCertificate } from '../../plugins/opcua-plc/pki.js';
 import { ROOT, capturingLog, stationFrom } from '../helpers/station.js';
 
@@ -59,14 +60,6 @@ function plcStation(endpoint: string, o: PlcStationOptions = {}): Station {
   return station;
 }
 
-/** Waits for `cond`, polling; fails the test with the condition's text after `ms`. */
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for: ${cond.toString()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Runs the station in the background until told to stop; resolves with its summary. */
 async function running(station: Station): Promise<{ stop: () => Promise<void>; results: InspectionResult[] }> {
@@ -144,7 +137,7 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
     expect((await plc.trigger('A-1')).outcome).toBe('ok');
     await plc.restart();
     expect(plc.report().visionReady).toBe(false); // a restarted PLC has forgotten everything
-    await until(() => plc.report().visionReady, 15_000);
+    await until(() => plc.report().visionReady, { ms: 15_000 });
     const after = [await plc.trigger('B-1'), await plc.trigger('B-2')];
     await run.stop();
     expect(after.map((r) => [r.partId, r.outcome, r.verdict])).toEqual([
@@ -209,10 +202,10 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
     const t0 = Date.now();
     await plc.restart();
     expect(await a).toMatchObject({ code: 'LG_ERR_PLC_SIM_STOPPED' });
-    await until(() => plc.report().visionReady, 15_000);
+    await until(() => plc.report().visionReady, { ms: 15_000 });
     const reconnectMs = Date.now() - t0;
     const b = await plc.trigger('B-1'); // the restarted PLC counts from 1 again: the same counter as A-1's
-    await until(() => run.results.length === 2, 15_000);
+    await until(() => run.results.length === 2, { ms: 15_000 });
     await run.stop();
     expect(b).toMatchObject({ partId: 'B-1', counter: 1, outcome: 'ok', echo: { partId: 'B-1', counter: 1 } });
     expect(Object.fromEntries(run.results.map((r) => [r.partId, r.delivery.plc?.status]))).toEqual({ 'A-1': 'failed', 'B-1': 'delivered' });

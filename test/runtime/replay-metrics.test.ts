@@ -78,6 +78,8 @@ describe('threshold choice', () => {
   it('refuses a target it cannot read, or one the set cannot measure', () => {
     for (const t of ['escape=0.1', 'recall>=1', 'overkill<=2', 'overkill']) expect(() => parseTarget(t)).toThrow(expect.objectContaining({ code: 'LG_ERR_CALIBRATE_TARGET' }));
     expect(() => chooseThreshold([], neg, parseTarget('escape=0'))).toThrow(/no defective images/);
+    // a good part scoring 1 cannot be passed by any threshold: say so rather than promise what the line will not do
+    expect(() => chooseThreshold(pos, [0.1, 1], parseTarget('overkill<=0'))).toThrow(/1 good image\(s\) score 1/);
   });
 });
 

@@ -131,14 +131,24 @@ describe('linegate replay, compare and calibrate on the command line', () => {
     expect(bad.stderr).toContain('LG_ERR_REPLAY_GATE');
   }, 120_000);
 
-  it('calibrates the magnetic tiles for an overkill budget and writes where it is told', async () => {
-    const file = path.join(scratch('lg-calibrate-'), 'tiles.json');
-    const out = await linegate('calibrate', 'stations/magnetic-tile.yaml', TILES, '--target', 'overkill<=0', '--out', file);
+  it('calibrates the magnetic tiles for an overkill budget, and the station then does what calibrate promised', async () => {
+    const dir = scratch('lg-calibrate-');
+    const station = path.join(dir, 'tiles.yaml');
+    writeFileSync(station, readFileSync(path.join(ROOT, 'stations/magnetic-tile.yaml'), 'utf8').replace('station:\n', `station:\n  root: ${ROOT}\n  calibration: ${path.join(dir, 'tiles.json')}\n`));
+    writeFileSync(path.join(dir, 'tiles.json'), JSON.stringify({ station: 'magnetic-tile-01', provenance: { date: 'x', method: 'none yet' } }));
+    // One good tile has an anomaly region scoring 1.0, and the rule judges regions: no threshold passes it.
+    const impossible = await linegate('calibrate', station, TILES, '--target', 'overkill<=0');
+    expect(impossible.code).toBe(2);
+    expect(impossible.stderr).toContain('LG_ERR_CALIBRATE_TARGET');
+    expect(impossible.stderr).toContain('no threshold passes them');
+    const out = await linegate('calibrate', station, TILES, '--target', 'overkill<=0.25');
     expect(out.code, out.stderr).toBe(0);
-    const printed = JSON.parse(out.stdout) as { overkillRate: number; thresholds: { anomaly: { positives: number; negatives: number } } };
-    expect(printed.overkillRate).toBe(0);
+    const printed = JSON.parse(out.stdout) as { escapeRate: number; overkillRate: number; thresholds: { anomaly: { value: number; positives: number; negatives: number } } };
     expect(printed.thresholds.anomaly).toMatchObject({ positives: 4, negatives: 4 });
-    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ station: 'magnetic-tile-01', thresholds: { anomaly: expect.any(Number) } });
+    expect(printed.overkillRate).toBeLessThanOrEqual(0.25);
+    const again = await replay(station, TILES, { log: silentLog });
+    expect(again.results.every((x) => x.thresholds?.anomaly === Number(printed.thresholds.anomaly.value.toFixed(6)))).toBe(true);
+    expect({ escapeRate: again.report.escapeRate, overkillRate: again.report.overkillRate }).toEqual({ escapeRate: printed.escapeRate, overkillRate: printed.overkillRate });
   }, 60_000);
 });
 

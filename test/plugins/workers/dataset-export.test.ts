@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Queue } from 'bullmq';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ImageArchive, sha256Of } from '../../../plugins/sink-bullmq/archive.js';
 import { JOB_NAMES, QUEUES, SampleJob, type ArchivedImage } from '../../../plugins/sink-bullmq/jobs.js';
 import { DatasetStore } from '../../../plugins/sink-bullmq/workers/dataset-store.js';
@@ -11,8 +11,8 @@ import { sampleResult } from '../../helpers/samples.js';
 import { scratch } from '../../helpers/scratch.js';
 import { ROOT, silentLog } from '../../helpers/station.js';
 import { readVoc } from '../../helpers/voc.js';
-import { REDIS_URL as REDIS, dropPrefix, uniquePrefix } from '../../helpers/redis.js';
-import { queueOf, waitFor } from './helpers.js';
+import { REDIS_URL as REDIS, uniquePrefix } from '../../helpers/redis.js';
+import { queueOf, until, workerResources } from './helpers.js';
 
 const fixture = (rel: string): Buffer => readFileSync(path.join(ROOT, 'fixtures', rel));
 const GOOD = 'casting/ok_front/cast_ok_0_1021.jpeg';
@@ -33,15 +33,7 @@ const vocDefects = (rel: string): Defect[] =>
     box: { x: b.x1, y: b.y1, w: b.x2 - b.x1, h: b.y2 - b.y1 },
   }));
 
-const resources: { prefix?: string; queue?: Queue; workers: WorkerHandle[] } = { workers: [] };
-
-afterEach(async () => {
-  for (const w of resources.workers.splice(0)) await w.close();
-  await resources.queue?.close();
-  if (resources.prefix !== undefined) await dropPrefix(resources.prefix);
-  resources.queue = undefined;
-  resources.prefix = undefined;
-});
+const resources = workerResources();
 
 async function setup(): Promise<{ prefix: string; queue: Queue; archive: ImageArchive; archiveDir: string; out: string }> {
   const prefix = uniquePrefix();
@@ -110,7 +102,7 @@ describe('worker dataset-export', () => {
 
     for (const j of [good, crazing, inclusion, classifier, error, noImage]) await add(queue, j);
     const w = await start({ prefix, out, archive: archiveDir });
-    await waitFor(() => w.processed() === 6, 'six samples processed');
+    await until(() => w.processed() === 6, { what: 'six samples processed' });
     expect(w.failed()).toBe(0);
 
     const G = `L2_cam_1_P_1_${sha12(GOOD)}`;
@@ -201,12 +193,12 @@ describe('worker dataset-export', () => {
     const b = sample({ label: 'good', image: await archive.put(fixture(GOOD2), 'jpeg'), result: { station: { id: 'cast-01' }, partId: 'g2', verdict: 'pass', rejectCode: 0, reasons: [], defects: [] } });
     const w1 = await start({ prefix, out, archive: archiveDir });
     await add(queue, a);
-    await waitFor(() => w1.processed() === 1, 'first export');
+    await until(() => w1.processed() === 1, { what: 'first export' });
     const files = tree(out);
     const label = readFileSync(path.join(out, `yolo/labels/neu-01_i7_${sha12(INCLUSION)}.txt`), 'utf8');
 
     await add(queue, a, `${a.result.resultId}-again`);
-    await waitFor(() => w1.processed() === 2, 'the redelivery');
+    await until(() => w1.processed() === 2, { what: 'the redelivery' });
     expect(manifest(out)).toHaveLength(1);
     await w1.close();
 
@@ -217,7 +209,7 @@ describe('worker dataset-export', () => {
       { name: JOB_NAMES.samples, data: b, opts: { jobId: `${b.result.resultId}-x` } },
       { name: JOB_NAMES.samples, data: b, opts: { jobId: `${b.result.resultId}-y` } },
     ]);
-    await waitFor(() => w2.processed() === 3, 'three deliveries');
+    await until(() => w2.processed() === 3, { what: 'three deliveries' });
     expect(manifest(out).map((l) => l.resultId)).toEqual([a.result.resultId, b.result.resultId]);
     expect(readFileSync(path.join(out, `yolo/labels/neu-01_i7_${sha12(INCLUSION)}.txt`), 'utf8')).toBe(label);
     expect(tree(out)).toEqual(
@@ -234,7 +226,7 @@ describe('worker dataset-export', () => {
     await add(queue, gone);
     // No --archive: the missing-image job cannot be read from anywhere either way.
     const w = await start({ prefix, out, archive: scratch('lg-empty-archive-') });
-    await waitFor(() => w.failed() === 2, 'two failures');
+    await until(() => w.failed() === 2, { what: 'two failures' });
     const bad = await queue.getJob('bad-1');
     expect(await bad?.getState()).toBe('failed');
     expect(bad?.attemptsMade).toBe(1);

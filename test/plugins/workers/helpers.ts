@@ -1,13 +1,22 @@
 import { Queue } from 'bullmq';
+import { afterEach } from 'vitest';
+import type { WorkerHandle } from '../../../plugins/sink-bullmq/workers/types.js';
+import { dropPrefix } from '../../helpers/redis.js';
 
-/** Polls until `cond` holds; fails naming `what` after `ms`. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { until } from '../../helpers/until.js';
 
 /** A producer for one of the sink's queues, as a station would hold it. */
 export const queueOf = (name: string, prefix: string): Queue => new Queue(name, { connection: { host: '127.0.0.1', port: 6379 }, prefix });
+
+/** What a test opened: closed and its Redis keys dropped after each test. */
+export function workerResources(): { prefix?: string; queue?: Queue; workers: WorkerHandle[] } {
+  const resources: { prefix?: string; queue?: Queue; workers: WorkerHandle[] } = { workers: [] };
+  afterEach(async () => {
+    for (const w of resources.workers.splice(0)) await w.close();
+    await resources.queue?.close();
+    if (resources.prefix !== undefined) await dropPrefix(resources.prefix);
+    resources.queue = undefined;
+    resources.prefix = undefined;
+  });
+  return resources;
+}

@@ -1,22 +1,14 @@
 import type { Queue } from 'bullmq';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { JOB_NAMES, QUEUES } from '../../../plugins/sink-bullmq/jobs.js';
 import { connectWorker, startHost } from '../../../plugins/sink-bullmq/workers/host.js';
 import type { WorkerHandle } from '../../../plugins/sink-bullmq/workers/types.js';
-import { REDIS_URL, dropPrefix, uniquePrefix } from '../../helpers/redis.js';
+import { REDIS_URL, uniquePrefix } from '../../helpers/redis.js';
 import { silentLog } from '../../helpers/station.js';
-import { queueOf, waitFor } from './helpers.js';
+import { queueOf, until, workerResources } from './helpers.js';
 
-const resources: { prefix?: string; queue?: Queue; workers: WorkerHandle[] } = { workers: [] };
-
-afterEach(async () => {
-  for (const w of resources.workers.splice(0)) await w.close();
-  await resources.queue?.close();
-  if (resources.prefix !== undefined) await dropPrefix(resources.prefix);
-  resources.queue = undefined;
-  resources.prefix = undefined;
-});
+const resources = workerResources();
 
 /** A worker on the results queue whose handler the test controls. */
 async function hostWith(closeTimeoutMs: number, handle: (signal: AbortSignal) => Promise<void>): Promise<{ w: WorkerHandle; queue: Queue }> {
@@ -39,7 +31,7 @@ describe('the worker host', () => {
       return new Promise<void>((resolve) => (finish = resolve));
     });
     await queue.add(JOB_NAMES.results, { n: 1 }, { jobId: 'slow' });
-    await waitFor(() => started, 'the job to start');
+    await until(() => started, { what: 'the job to start' });
     let closed = false;
     const closing = w.close().then(() => (closed = true));
     await new Promise((r) => setTimeout(r, 150));
@@ -63,7 +55,7 @@ describe('the worker host', () => {
       );
     });
     await queue.add(JOB_NAMES.results, { n: 1 }, { jobId: 'stuck' });
-    await waitFor(() => started, 'the job to start');
+    await until(() => started, { what: 'the job to start' });
     const t0 = Date.now();
     await w.close();
     expect(aborted).toBe(true);

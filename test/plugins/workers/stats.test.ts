@@ -11,7 +11,7 @@ import type { Defect, InspectionResult, Verdict } from '../../../runtime/result.
 import { REDIS_URL, dropPrefix, uniquePrefix } from '../../helpers/redis.js';
 import { sampleResult } from '../../helpers/samples.js';
 import { silentLog } from '../../helpers/station.js';
-import { queueOf, waitFor } from './helpers.js';
+import { queueOf, until } from './helpers.js';
 
 const MIN = 60_000;
 const resources: { prefix?: string; queue?: Queue; workers: WorkerHandle[]; redis: Redis[] } = { workers: [], redis: [] };
@@ -78,7 +78,7 @@ describe('worker stats', () => {
     const early = resultAt('S-A', base - 10, 'pass', 0, 3);
     await add(queue, [...set, early]);
     const w = await start(prefix);
-    await waitFor(() => w.processed() === 101, '101 results counted');
+    await until(() => w.processed() === 101, { what: '101 results counted' });
 
     expect(await readStats({ redis: REDIS_URL, prefix, station: 'S-A', minutes: 5, now })).toEqual({
       station: 'S-A',
@@ -122,9 +122,9 @@ describe('worker stats', () => {
     const set = knownSet(base).slice(0, 20);
     await add(queue, set);
     const w = await start(prefix);
-    await waitFor(() => w.processed() === 20, 'first delivery');
+    await until(() => w.processed() === 20, { what: 'first delivery' });
     await add(queue, set, '-again');
-    await waitFor(() => w.processed() === 40, 'second delivery');
+    await until(() => w.processed() === 40, { what: 'second delivery' });
     const stats = await readStats({ prefix, station: 'S-A', minutes: 3, now: (base + 1) * MIN });
     expect(stats.parts).toBe(20);
     expect(stats.verdicts).toEqual({ pass: 20, fail: 0, error: 0 });
@@ -147,7 +147,7 @@ describe('worker stats', () => {
     const base = Math.floor(Date.now() / MIN) - 1;
     await add(queue, [...knownSet(base).slice(80, 90), ...[5, 5, 5].map((ms) => resultAt('S-B', base, 'pass', 0, ms))]);
     const w = await start(prefix);
-    await waitFor(() => w.processed() === 13, '13 results');
+    await until(() => w.processed() === 13, { what: '13 results' });
     const b = await readStats({ prefix, station: 'S-B', minutes: 2, now: base * MIN });
     expect(b).toMatchObject({ parts: 3, yield: 1, verdicts: { pass: 3, fail: 0, error: 0 }, pareto: { byRejectCode: [], byLabel: [] }, latencyMs: { p50: 5.012, p95: 5.012, p99: 5.012 } });
     const a = await readStats({ prefix, station: 'S-A', minutes: 2, now: (base + 1) * MIN });
@@ -163,7 +163,7 @@ describe('worker stats', () => {
     const { prefix, queue } = setup();
     await queue.add(JOB_NAMES.results, { resultId: 'nope', verdict: 'maybe' }, { jobId: 'bad', attempts: 5, backoff: { type: 'fixed', delay: 50 } });
     const w = await start(prefix);
-    await waitFor(() => w.failed() === 1, 'the failure');
+    await until(() => w.failed() === 1, { what: 'the failure' });
     const job = await queue.getJob('bad');
     expect(await job?.getState()).toBe('failed');
     expect(job?.attemptsMade).toBe(1);

@@ -6,7 +6,7 @@ import { readStats } from '../../../plugins/sink-bullmq/workers/stats-read.js';
 import { dropPrefix, uniquePrefix } from '../../helpers/redis.js';
 import { sampleResult } from '../../helpers/samples.js';
 import { ROOT } from '../../helpers/station.js';
-import { queueOf, waitFor } from './helpers.js';
+import { queueOf, until } from './helpers.js';
 
 interface Run {
   readonly child: ChildProcessWithoutNullStreams;
@@ -44,7 +44,7 @@ describe('linegate worker / linegate stats', () => {
       await queue.close();
     }
     const w = linegate(['worker', 'stats', '--prefix', prefix, '--no-pretty']);
-    await waitFor(async () => (await readStats({ prefix, station: 'cli-01', minutes: 2 })).parts === 1, 'the worker to count the result', 15_000);
+    await until(async () => (await readStats({ prefix, station: 'cli-01', minutes: 2 })).parts === 1, { what: 'the worker to count the result', ms: 15_000 });
     w.child.kill('SIGTERM');
     expect(await w.exit).toBe(0);
     expect(w.out.stderr).toContain('"msg":"worker started"');

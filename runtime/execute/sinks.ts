@@ -41,15 +41,17 @@ export class SinkDispatcher {
   readonly #lanes: Lane[];
   readonly #timeoutMs: number;
   readonly #laneSize: number;
+  readonly #laneImageBytes: number;
   readonly #log: Logger;
   readonly #onDelivery: (e: DeliveryEvent) => void;
   #overflows = 0;
 
-  constructor(sinks: readonly StartedSink[], opts: { timeoutMs: number; laneSize: number; log: Logger; onDelivery: (e: DeliveryEvent) => void }) {
+  constructor(sinks: readonly StartedSink[], opts: { timeoutMs: number; laneSize: number; laneImageBytes?: number; log: Logger; onDelivery: (e: DeliveryEvent) => void }) {
     this.#critical = sinks.filter((s) => s.step.critical);
     this.#lanes = sinks.filter((s) => !s.step.critical).map((sink) => ({ sink, queue: [], imageBytes: 0, running: undefined }));
     this.#timeoutMs = opts.timeoutMs;
     this.#laneSize = opts.laneSize;
+    this.#laneImageBytes = opts.laneImageBytes ?? LANE_IMAGE_BYTES;
     this.#log = opts.log;
     this.#onDelivery = opts.onDelivery;
   }
@@ -95,7 +97,7 @@ export class SinkDispatcher {
   }
 
   #enqueue(lane: Lane, result: InspectionResult, image: Image | undefined): void {
-    const keep = image !== undefined && lane.imageBytes + image.data.byteLength <= LANE_IMAGE_BYTES;
+    const keep = image !== undefined && lane.imageBytes + image.data.byteLength <= this.#laneImageBytes;
     if (image !== undefined && !keep) this.#log.warn({ sink: lane.sink.step.name, resultId: result.resultId, heldBytes: lane.imageBytes }, 'sink is far behind: this result goes to it without its image');
     if (keep) lane.imageBytes += image.data.byteLength;
     lane.queue.push({ result, image: keep ? image : undefined });

@@ -61,9 +61,25 @@ export interface Tensor {
   readonly data: Float32Array | Uint8Array | BigInt64Array | Int32Array;
 }
 
+/**
+ * The PLC trigger a frame answers. Identity travels with the data, as a Kafka
+ * record carries its key and offset: the sink that answers the PLC finds its
+ * cycle by `id`, never by matching part ids.
+ */
+export interface TriggerRef {
+  /** linegate's own id for this trigger: a restarted PLC's counter 1 is not the counter 1 before the restart. */
+  readonly id: string;
+  /** The PLC's TriggerCounter, echoed back with the verdict. */
+  readonly counter: number;
+  /** When linegate saw the trigger; the PLC's deadline runs from here. */
+  readonly raisedAt: Date;
+}
+
 /** What a source yields. The runtime adds the sequence number and timestamps. */
 export interface FrameInput {
   readonly partId?: string;
+  /** Set by a PLC-triggered source: the cycle this frame's verdict answers. */
+  readonly trigger?: TriggerRef;
   /** Where the frame came from: a file path, a camera URI. */
   readonly ref: string;
   readonly image: EncodedImage | RawImage;
@@ -128,21 +144,41 @@ export interface Calibration {
   readonly provenance: Readonly<Record<string, unknown>>;
 }
 
+/** The station's time limits, for steps whose own limits must fit inside them (a PLC's deadline). */
+export interface StationTiming {
+  readonly cycleBudgetMs: number;
+  readonly sinkTimeoutMs: number;
+  readonly closeTimeoutMs: number;
+}
+
 export interface PluginContext {
   readonly log: Logger;
   /** Aborted on close; for a stage run, also when the part's cycle budget is spent. */
   readonly signal: AbortSignal;
   readonly stationId: string;
   readonly step: string;
+  readonly timing: StationTiming;
   /** The station's calibration, when it has one. */
   readonly calibration?: Calibration;
   /** Resolves a path from the station file against the station root. */
   resolvePath(path: string): string;
   /** Resolves an asset reference; only inside models/, calibration/, fixtures/ of the station root, never through `..`. */
   resolveAsset(ref: string): string;
+  /**
+   * The service that the step named in `config[field]` provides, for a dependency the manifest
+   * declares in `requires` (checked at compile time, started before this step). The runtime cannot
+   * know the service's type: the plugin checks it (e.g. with instanceof) before use.
+   */
+  dependency(field: string): unknown;
 }
 
-export interface SourceInstance {
+/** Offers services to the steps that declare a dependency on this one. */
+export interface ServiceProvider {
+  /** The object behind a service the manifest `provides`; asked once, when a dependent step starts. */
+  service?(name: string): unknown;
+}
+
+export interface SourceInstance extends ServiceProvider {
   frames(ctx: PluginContext): AsyncIterable<FrameInput>;
   close?(): Promise<void>;
 }
@@ -153,7 +189,7 @@ export interface InstanceCaps {
   readonly produces?: readonly Caps[];
 }
 
-export interface StageInstance {
+export interface StageInstance extends ServiceProvider {
   run(part: Part, ctx: PluginContext): Promise<PartPatch>;
   /** Narrows the manifest's caps after init; the runtime negotiates neighbours again with these. */
   readonly caps?: InstanceCaps;
@@ -168,7 +204,7 @@ export interface Health {
   readonly data?: Readonly<Record<string, unknown>>;
 }
 
-export interface SinkInstance {
+export interface SinkInstance extends ServiceProvider {
   /** The whole station is up (every step started): e.g. tell the PLC "ready". */
   started?(): Promise<void>;
   /** The station takes no more frames (it is draining): e.g. tell the PLC "not ready". */
@@ -199,6 +235,23 @@ export interface PluginManifest<K extends PluginKind = PluginKind, S extends z.Z
   readonly produces?: readonly Caps[];
   /** Sinks only: awaited inside the part's cycle (a PLC) rather than fed in the background. */
   readonly critical?: boolean;
+  /** Services this plugin's instances offer to other steps (fastify-plugin's decorators), e.g. `opcua-plc/triggers@1`. */
+  readonly provides?: readonly string[];
+  /** Steps this plugin needs, each named by a config field; a missing or unfit step is a compile error. */
+  readonly requires?: readonly StepDependency[];
+  /**
+   * What in this step's config cannot work with the station's time limits (a PLC deadline shorter than
+   * the cycle budget, ...); each problem is a compile error. Called once, with the parsed config.
+   */
+  readonly checkTiming?: (config: z.infer<S>, timing: StationTiming) => readonly string[];
+}
+
+/** A step another step cannot work without, declared in the manifest and checked before the first frame. */
+export interface StepDependency {
+  /** The config field that names the step, e.g. `plc`. */
+  readonly field: string;
+  /** What that step must provide (one of its manifest's `provides`). */
+  readonly service: string;
 }
 
 export interface PluginModule<K extends PluginKind = PluginKind, S extends z.ZodType = z.ZodType> {

@@ -31,6 +31,8 @@ export const ERRORS = {
   LG_ERR_STATION_NO_DECISION: def('the station has no decision step: nothing would give a verdict', false, 400),
   LG_ERR_STATION_INCOMPATIBLE: def('step "%s" produces %s but the next step "%s" accepts %s', false, 400),
   LG_ERR_STATION_PATH: def('path "%s" in step "%s" leaves the allowed folders', false, 400),
+  LG_ERR_STATION_DEPENDENCY: def('step "%s" (%s) needs %s from the step named in config field %s: %s', false, 400),
+  LG_ERR_STATION_TIMING: def('step "%s" (%s): %s', false, 400),
   LG_ERR_CALIBRATION_INVALID: def('calibration file %s cannot be used: %s', false, 400),
 
   // Plugins and the registry.
@@ -49,6 +51,7 @@ export const ERRORS = {
   LG_ERR_STAGE_OUTPUT: def('step "%s" (%s) returned no %s', false, 500, 903),
   LG_ERR_FRAME_DROPPED: def('frame dropped: %d frames already in flight and queued (drop policy %s)', true, 503, 904),
   LG_ERR_FRAME_SHUTDOWN: def('the station stopped before the part was inspected', true, 503, 905),
+  LG_ERR_STAGE_HUNG: def('step "%s" (%s) is still running on part %s, %d ms after its budget ran out: its slot stays taken until it returns', false, 500),
 
   // Models.
   LG_ERR_MODEL_MANIFEST: def('model manifest %s is invalid: %s', false, 400),
@@ -89,10 +92,12 @@ export const ERRORS = {
   // Images and sources.
   LG_ERR_IMAGE_DECODE: def('cannot decode image %s: %s', false, 422, 906),
   LG_ERR_IMAGE_FORMAT: def('image %s has an unsupported format or shape: %s', false, 422, 906),
+  LG_ERR_IMAGE_TOO_SMALL: def('image %s is %dx%d pixels, below the %dx%d the model needs to judge a part', false, 422, 906),
   LG_ERR_SOURCE_NOT_FOUND: def('source folder %s does not exist', false, 400),
   LG_ERR_SOURCE_EMPTY: def('source folder %s holds no images (%s)', false, 400),
   LG_ERR_SOURCE_FAILED: def('source "%s" failed: %s', true, 500),
   LG_ERR_SOURCE_FILE: def('cannot take file %s from the hot folder: %s', true, 500),
+  LG_ERR_SOURCE_FRAME: def('no frame for part %s: %s', true, 502, 910),
 
   // The PLC link and the simulated PLC.
   LG_ERR_PLC_CONNECT: def('cannot connect to the PLC at %s after %d tries: %s', true, 503),
@@ -102,7 +107,9 @@ export const ERRORS = {
   LG_ERR_PLC_READ: def('cannot read PLC tag %s (%s): %s', true, 502),
   LG_ERR_PLC_WRITE: def('PLC write refused: %s', true, 502),
   LG_ERR_PLC_DOWN: def('the PLC link is down; %s refused, not queued', true, 503),
-  LG_ERR_PLC_NOT_PENDING: def('no verdict written for part %s: the PLC asked about part %s', false, 409),
+  LG_ERR_PLC_NOT_PENDING: def('no verdict written for part %s: %s', false, 409),
+  LG_ERR_PLC_NAMESPACE: def('the PLC has no namespace %s (its namespaces: %s)', false, 400),
+  LG_ERR_PLC_NO_TRIGGER_SOURCE: def('PLC step "%s" is in mode plc but no source takes its triggers: use core/opcua-trigger@1 with plc: %s, or mode free-run', false, 400),
   LG_ERR_PLC_NO_ACK: def('the PLC did not acknowledge the result for part %s within %d ms', true, 504),
   LG_ERR_PLC_PKI: def('PKI folder %s: %s', false, 400),
   LG_ERR_PLC_DEADLINE: def('no verdict for part %s within %d ms of its trigger: the PLC gets "not decidable"', false, 504, 909),

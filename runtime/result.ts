@@ -73,6 +73,14 @@ export const InspectionResult = z
     station: z.object({ id: z.string().min(1), line: z.string().optional() }),
     partId: z.string().min(1).describe('from the PLC trigger when there is one, else from the source'),
     sequence: z.number().int().nonnegative().describe('frame counter of this station run'),
+    trigger: z
+      .object({
+        id: z.string().min(1).describe("linegate's id for the trigger: unique, even across PLC restarts that reuse counters"),
+        counter: z.number().int().nonnegative().describe("the PLC's TriggerCounter, echoed with the verdict"),
+        raisedAt: z.iso.datetime().describe('when linegate saw the trigger'),
+      })
+      .optional()
+      .describe('the PLC trigger this part answers, when a PLC triggered it'),
     time: z.object({
       capturedAt: z.iso.datetime(),
       decidedAt: z.iso.datetime(),

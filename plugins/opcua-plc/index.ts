@@ -49,9 +49,8 @@ const Config = z
   .strict()
   .refine((c) => (c.endpoint === undefined) !== (c.simulate === undefined), { message: 'give either endpoint (a real PLC) or simulate', path: ['endpoint'] });
 
-/** Sinks by station and step, so the trigger source finds the link its sink opened (sinks start first). */
-const handshakes = new Map<string, Handshake>();
-const key = (station: string, step: string): string => `${station}/${step}`;
+/** What the PLC sink offers the trigger source: the PLC's triggers, over the sink's own link. */
+export const TRIGGERS = 'opcua-plc/triggers@1';
 
 async function secret(s: z.infer<typeof Secret>, ctx: PluginContext, what: string): Promise<string> {
   if (s.env !== undefined) {
@@ -73,6 +72,7 @@ export const opcuaPlc = definePlugin({
     description: "Gives the PLC every verdict over OPC UA: handshake with id echo and acknowledge, heartbeat and Ready, a fail-safe reject at the deadline, automatic reconnection.",
     config: Config,
     critical: true,
+    provides: [TRIGGERS],
   },
   async init(config, ctx) {
     // The simulated PLC is loaded only when asked for (it pulls in the OPC UA server side), and
@@ -123,10 +123,9 @@ async function connect(config: z.infer<typeof Config>, ctx: PluginContext, endpo
     await link.close();
     throw e;
   }
-  const id = key(ctx.stationId, ctx.step);
-  handshakes.set(id, handshake);
   ctx.log.info({ endpoint, mode: config.mode, security: `${config.security.mode}/${config.security.policy}` }, 'PLC link up');
   return {
+    service: (name) => (name === TRIGGERS ? handshake : undefined),
     started: () => handshake.start(),
     stopping: () => handshake.stop(),
     async write(result, run) {
@@ -135,7 +134,6 @@ async function connect(config: z.infer<typeof Config>, ctx: PluginContext, endpo
       return 'delivered' as const;
     },
     async close() {
-      handshakes.delete(id);
       await handshake.stop();
       await link.close();
       if (sim !== undefined) {
@@ -164,12 +162,11 @@ export const opcuaTrigger = definePlugin({
     description: "Takes a frame whenever the PLC raises its trigger; the part id is the PLC's.",
     config: TriggerConfig,
     produces: [{ type: 'image/encoded' }],
+    requires: [{ field: 'plc', service: TRIGGERS }],
   },
   async init(config, ctx) {
-    const handshake = handshakes.get(key(ctx.stationId, config.plc));
-    if (handshake === undefined) {
-      throw new LinegateError('LG_ERR_STATION_STEP_CONFIG', [ctx.step, 'core/opcua-trigger@1', 'plc', `no core/opcua-plc@1 sink named "${config.plc}" in this station`], { step: ctx.step });
-    }
+    const handshake = ctx.dependency('plc');
+    if (!(handshake instanceof Handshake)) throw new LinegateError('LG_ERR_STATION_DEPENDENCY', [ctx.step, 'core/opcua-trigger@1', TRIGGERS, 'plc', 'the step gave something else']);
     const dir = ctx.resolvePath(config.camera.dir);
     // The same listing as core/folder-source@1: stable byte order, hidden files skipped, links followed.
     const files = await listImages(dir, config.camera.extensions, true).then(

@@ -113,6 +113,9 @@ export function compileStation(data: unknown, file: string, registry: Registry):
   const ordered = checkOrder(stages, errors);
   // Out-of-order stages are never neighbours-compatible too; one error says it better than three.
   if (ordered) checkNeighbours([source, ...stages], errors);
+  const planned = [source, ...stages, ...sinks].filter((s): s is PlannedStep => s !== undefined);
+  checkDependencies(startOrder({ source, stages, sinks }), new Set(seen.keys()), errors);
+  checkTiming(planned, station.station, errors);
 
   if (errors.length > 0) throw new LinegateErrors(errors);
   return Object.freeze({
@@ -123,6 +126,52 @@ export function compileStation(data: unknown, file: string, registry: Registry):
     stages: Object.freeze(stages as PlannedStep[]),
     sinks: Object.freeze(sinks as PlannedStep[]),
   });
+}
+
+/**
+ * The order steps start in: downstream first (sinks, then the stages from the decision back, then
+ * the source), so nothing produces before its consumer is ready. They close in the reverse order.
+ */
+export function startOrder<S>(plan: { readonly source: S; readonly stages: readonly S[]; readonly sinks: readonly S[] }): S[] {
+  return [...[...plan.sinks].reverse(), ...[...plan.stages].reverse(), plan.source];
+}
+
+/** Each declared dependency names a step that exists, provides the service, and starts before its dependent. */
+function checkDependencies(order: readonly (PlannedStep | undefined)[], stepNames: ReadonlySet<string>, errors: LinegateError[]): void {
+  const known = order.filter((s): s is PlannedStep => s !== undefined);
+  const at = new Map(known.map((s, i) => [s.name, i] as const));
+  for (const step of known) {
+    const id = step.plugin.manifest.id;
+    for (const dep of step.plugin.manifest.requires ?? []) {
+      const name = (step.config as Record<string, unknown> | undefined)?.[dep.field];
+      const fail = (why: string): void =>
+        void errors.push(new LinegateError('LG_ERR_STATION_DEPENDENCY', [step.name, id, dep.service, dep.field, why], { step: step.name, path: `${step.path}.config.${dep.field}` }));
+      if (typeof name !== 'string') {
+        fail('the field names no step');
+        continue;
+      }
+      const provider = known.find((s) => s.name === name);
+      if (provider === undefined) {
+        // A step that exists but did not compile is reported already.
+        if (!stepNames.has(name)) fail(`the station has no step named "${name}"`);
+      } else if (!(provider.plugin.manifest.provides ?? []).includes(dep.service)) {
+        const offers = provider.plugin.manifest.provides ?? [];
+        fail(`step "${name}" (${provider.plugin.manifest.id}) provides ${offers.length === 0 ? 'nothing' : offers.join(', ')}`);
+      } else if (at.get(name)! > at.get(step.name)!) {
+        fail(`step "${name}" starts after "${step.name}" (sinks start first, then stages from the decision back, then the source)`);
+      }
+    }
+  }
+}
+
+/** What each plugin finds impossible in its own time limits against the station's. */
+function checkTiming(steps: readonly PlannedStep[], settings: StationSettings, errors: LinegateError[]): void {
+  const timing = { cycleBudgetMs: settings.cycleBudgetMs, sinkTimeoutMs: settings.sinkTimeoutMs, closeTimeoutMs: settings.closeTimeoutMs };
+  for (const step of steps) {
+    for (const problem of step.plugin.manifest.checkTiming?.(step.config, timing) ?? []) {
+      errors.push(new LinegateError('LG_ERR_STATION_TIMING', [step.name, step.plugin.manifest.id, problem], { step: step.name, path: `${step.path}.config` }));
+    }
+  }
 }
 
 const RANK: Record<StageKind, number> = { preprocess: 0, model: 1, postprocess: 2, decision: 3 };

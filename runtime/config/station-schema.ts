@@ -43,7 +43,13 @@ export const StationSettings = z
     initTimeoutMs: z.number().int().min(1).max(600_000).default(30_000),
     closeTimeoutMs: z.number().int().min(1).max(600_000).default(10_000),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    // drop-oldest drops from the queue: with no queue there is nothing older to drop.
+    if (s.dropPolicy === 'drop-oldest' && s.queueSize === 0) {
+      ctx.addIssue({ code: 'custom', path: ['queueSize'], message: 'drop-oldest drops the oldest queued frame, and a queue of 0 holds none: set queueSize to 1 or more, or use drop-newest' });
+    }
+  });
 export type StationSettings = z.infer<typeof StationSettings>;
 
 export const StationFile = z

@@ -5,13 +5,19 @@ import type { Plan, PlannedStep } from '../compile/compile.js';
 
 const ASSET_DIRS = ['models', 'calibration', 'fixtures'];
 
-export function makeContext(plan: Plan, step: PlannedStep, log: Logger, signal: AbortSignal): PluginContext {
+/**
+ * A step's context. `dependencies` holds, by config field, the services of the steps this one
+ * declared it needs (started before it: see compile's start order).
+ */
+export function makeContext(plan: Plan, step: PlannedStep, log: Logger, signal: AbortSignal, dependencies: ReadonlyMap<string, unknown> = new Map()): PluginContext {
   const root = plan.root;
+  const { cycleBudgetMs, sinkTimeoutMs, closeTimeoutMs } = plan.settings;
   return {
     log: log.child({ step: step.name, plugin: step.plugin.manifest.id }),
     signal,
     stationId: plan.settings.id,
     step: step.name,
+    timing: Object.freeze({ cycleBudgetMs, sinkTimeoutMs, closeTimeoutMs }),
     ...(plan.calibration === undefined ? {} : { calibration: plan.calibration }),
     resolvePath: (p) => path.resolve(root, p),
     resolveAsset: (ref) => {
@@ -22,6 +28,12 @@ export function makeContext(plan: Plan, step: PlannedStep, log: Logger, signal: 
         throw new LinegateError('LG_ERR_STATION_PATH', [ref, step.name], { step: step.name });
       }
       return abs;
+    },
+    dependency: (field) => {
+      if (!dependencies.has(field)) {
+        throw new LinegateError('LG_ERR_STATION_DEPENDENCY', [step.name, step.plugin.manifest.id, 'a step', field, 'its manifest declares no dependency on that field'], { step: step.name });
+      }
+      return dependencies.get(field);
     },
   };
 }

@@ -1,6 +1,6 @@
-import type { Logger, PluginContext, SinkInstance, SourceInstance, StageInstance } from '../contract.js';
+import type { Logger, PluginContext, ServiceProvider, SinkInstance, SourceInstance, StageInstance } from '../contract.js';
 import { LinegateError, LinegateErrors, isLinegateError, messageOf } from '../errors.js';
-import { checkNeighbours, type Plan, type PlannedStep } from '../compile/compile.js';
+import { checkNeighbours, startOrder, type Plan, type PlannedStep } from '../compile/compile.js';
 import { withTimeout } from './bounded.js';
 import { makeContext } from './context.js';
 
@@ -27,21 +27,31 @@ interface Closable {
 /**
  * Starts one step: `init` bounded by the station's init time-out, the
  * instance wrapped so that `close()` is memoised (safe twice) and bounded, and
- * nothing runs after it (a late call gets LG_ERR_PLUGIN_CLOSED).
+ * nothing runs after it (a late call gets LG_ERR_PLUGIN_CLOSED). An instance
+ * that arrives after its time-out is closed at once: its timers and sockets
+ * must not keep the process alive.
  */
-export async function startStep<I extends Closable>(plan: Plan, step: PlannedStep, log: Logger): Promise<StartedStep<I>> {
+export async function startStep<I extends Closable>(plan: Plan, step: PlannedStep, log: Logger, dependencies?: ReadonlyMap<string, unknown>): Promise<StartedStep<I>> {
   const controller = new AbortController();
-  const ctx = makeContext(plan, step, log, controller.signal);
+  const ctx = makeContext(plan, step, log, controller.signal, dependencies);
   const id = step.plugin.manifest.id;
   const { initTimeoutMs, closeTimeoutMs } = plan.settings;
   let raw: I;
+  const init = step.plugin.init(step.config as never, ctx) as Promise<unknown> as Promise<I>;
   try {
-    raw = (await withTimeout(step.plugin.init(step.config as never, ctx), initTimeoutMs, () => {
+    raw = await withTimeout(init, initTimeoutMs, () => {
       controller.abort();
       return new LinegateError('LG_ERR_PLUGIN_INIT_TIMEOUT', [step.name, id, initTimeoutMs], { step: step.name });
-    })) as unknown as I;
+    });
   } catch (e) {
     controller.abort();
+    init.then(
+      (late) => {
+        ctx.log.warn({ step: step.name }, `step "${step.name}" started after its init time-out: closing it`);
+        return late.close === undefined ? undefined : withTimeout(late.close(), closeTimeoutMs, () => new LinegateError('LG_ERR_PLUGIN_CLOSE_TIMEOUT', [step.name, id, closeTimeoutMs], { step: step.name }));
+      },
+      () => undefined,
+    ).catch((err: unknown) => ctx.log.error({ err }, `closing the late instance of step "${step.name}" failed`));
     if (isLinegateError(e) && e.step !== undefined) throw e;
     throw new LinegateError('LG_ERR_PLUGIN_INIT', [step.name, id, isLinegateError(e) ? `${e.code}: ${e.message}` : messageOf(e)], { step: step.name, cause: e });
   }
@@ -85,35 +95,39 @@ function methodNames(obj: object): string[] {
 }
 
 /**
- * Starts a compiled station: downstream first (sinks, then stages from the
- * decision back, then the source) so nothing produces before its consumer is
- * ready. On a failure, whatever had started is closed again.
+ * Starts a compiled station in its start order (downstream first: see
+ * compile's `startOrder`), handing each step the services it declared it
+ * needs. On a failure, whatever had started is closed again.
  */
 export async function startStation(plan: Plan, log: Logger): Promise<{ started: StartedStation; close: () => Promise<void> }> {
-  const startedSoFar: StartedStep<Closable>[] = [];
-  const closeAll = (): Promise<void> => closeUpstreamFirst(startedSoFar);
+  const byName = new Map<string, StartedStep<Closable & ServiceProvider>>();
+  const closeAll = (): Promise<void> => closeUpstreamFirst(startOrder(plan).flatMap((s) => byName.get(s.name) ?? []).reverse());
   try {
-    const sinks: StartedStep<SinkInstance>[] = [];
-    for (const step of [...plan.sinks].reverse()) {
-      const s = await startStep<SinkInstance>(plan, step, log);
-      startedSoFar.unshift(s);
-      sinks.unshift(s);
-    }
-    const stages: StartedStep<StageInstance>[] = [];
-    for (const step of [...plan.stages].reverse()) {
-      const s = await startStep<StageInstance>(plan, step, log);
-      startedSoFar.unshift(s);
-      stages.unshift(s);
-    }
-    const source = await startStep<SourceInstance>(plan, plan.source, log);
-    startedSoFar.unshift(source);
+    for (const step of startOrder(plan)) byName.set(step.name, await startStep(plan, step, log, dependenciesOf(step, byName)));
+    const get = <I>(s: PlannedStep): StartedStep<I> => byName.get(s.name) as unknown as StartedStep<I>;
+    const source = get<SourceInstance>(plan.source);
+    const stages = plan.stages.map((s) => get<StageInstance>(s));
     negotiate(source, stages);
     let closing: Promise<void> | undefined;
-    return { started: { source, stages, sinks }, close: () => (closing ??= closeAll()) };
+    return { started: { source, stages, sinks: plan.sinks.map((s) => get<SinkInstance>(s)) }, close: () => (closing ??= closeAll()) };
   } catch (e) {
     await closeAll();
     throw e;
   }
+}
+
+/** The services a step declared it needs, from the steps that started before it (compile checked they exist). */
+function dependenciesOf(step: PlannedStep, started: ReadonlyMap<string, StartedStep<ServiceProvider>>): Map<string, unknown> {
+  const deps = new Map<string, unknown>();
+  for (const { field, service } of step.plugin.manifest.requires ?? []) {
+    const name = String((step.config as Record<string, unknown>)[field]);
+    const offered = started.get(name)?.raw.service?.(service);
+    if (offered === undefined) {
+      throw new LinegateError('LG_ERR_STATION_DEPENDENCY', [step.name, step.plugin.manifest.id, service, field, `step "${name}" started but offers no ${service}`], { step: step.name });
+    }
+    deps.set(field, offered);
+  }
+  return deps;
 }
 
 /** Neighbours checked again with the caps the started instances narrowed theirs to (e.g. the loaded model's task). */

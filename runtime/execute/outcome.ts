@@ -24,6 +24,7 @@ export function buildResult(plan: Plan, frame: Frame, outcome: Outcome, totalMs:
     station: { id: plan.settings.id, ...(plan.settings.line === undefined ? {} : { line: plan.settings.line }) },
     partId: frame.partId,
     sequence: frame.sequence,
+    ...(frame.trigger === undefined ? {} : { trigger: { id: frame.trigger.id, counter: frame.trigger.counter, raisedAt: frame.trigger.raisedAt.toISOString() } }),
     time: { capturedAt: frame.capturedAt.toISOString(), decidedAt: new Date().toISOString() },
     source: {
       step: plan.source.name,

@@ -43,6 +43,13 @@ export function contractProblems(candidate: unknown): string[] {
     problems.push('a decision plugin must produce caps type "decision"');
   }
   if (m.critical !== undefined && typeof m.critical !== 'boolean') problems.push('manifest.critical must be a boolean');
+  if (m.provides !== undefined && !(Array.isArray(m.provides) && m.provides.every((p) => typeof p === 'string' && p.length > 0))) {
+    problems.push('manifest.provides must be an array of service names');
+  }
+  if (m.requires !== undefined && !(Array.isArray(m.requires) && m.requires.every((r) => isObject(r) && typeof r.field === 'string' && typeof r.service === 'string'))) {
+    problems.push('manifest.requires must be an array of { field, service }');
+  }
+  if (m.checkTiming !== undefined && typeof m.checkTiming !== 'function') problems.push('manifest.checkTiming must be a function');
   return problems;
 }
 

@@ -5,13 +5,13 @@
  */
 import { cpSync } from 'node:fs';
 import path from 'node:path';
-import type { Part } from '../../runtime/contract.js';
+import type { Part, SinkInstance } from '../../runtime/contract.js';
 import { FIXTURE, decodedPart, frameOf } from '../helpers/samples.js';
 import { f32, identity, manifests, partWith } from '../helpers/model-parts.js';
 import { scratch } from '../helpers/scratch.js';
 import { contextFor } from '../helpers/samples.js';
 import { SimulatedPlc } from '../../plugins/opcua-plc/sim.js';
-import { opcuaPlc } from '../../plugins/opcua-plc/index.js';
+import { TRIGGERS, opcuaPlc } from '../../plugins/opcua-plc/index.js';
 import { REDIS_URL, dropPrefix, uniquePrefix } from '../helpers/redis.js';
 
 const queuePrefix = uniquePrefix();
@@ -25,11 +25,13 @@ export interface ConformanceCase {
   readonly stimulate?: () => void;
   /** Real peers the plugin needs (a PLC), started once for its cases and stopped after. */
   readonly before?: () => Promise<void>;
+  /** The services of the steps it declares it needs (`manifest.requires`), by config field. */
+  readonly dependencies?: () => Map<string, unknown>;
   readonly after?: () => Promise<void>;
 }
 
 /** One simulated PLC for the PLC plugins' cases, and the sink whose link the trigger source uses. */
-const plc: { sim?: SimulatedPlc; sink?: { close?(): Promise<void> } } = {};
+const plc: { sim?: SimulatedPlc; sink?: SinkInstance } = {};
 const startPlc = async (withSink: boolean): Promise<void> => {
   plc.sim ??= await SimulatedPlc.start({ port: 0, triggerRateHz: 0, resultTimeoutMs: 500 });
   if (withSink && plc.sink === undefined) {
@@ -83,6 +85,7 @@ export const CASES: Record<string, ConformanceCase> = {
     config: () => ({ plc: 'plc', camera: { dir: 'fixtures/casting/ok_front' } }),
     badConfig: { plc: 'plc' },
     stimulate: () => void plc.sim?.trigger().catch(() => undefined),
+    dependencies: () => new Map([['plc', plc.sink?.service?.(TRIGGERS)]]),
     before: () => startPlc(true),
     after: stopPlc,
   },

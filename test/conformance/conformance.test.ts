@@ -40,6 +40,12 @@ async function work(plugin: PluginModule, instance: AnyInstance, ctx: PluginCont
   }
 }
 
+/** A context whose declared dependencies are the case's own (the trigger source's PLC link). */
+function ctxOf(c: ConformanceCase, signal: AbortSignal): PluginContext {
+  const deps = c.dependencies?.() ?? new Map<string, unknown>();
+  return { ...contextFor(signal), dependency: (field) => deps.get(field) };
+}
+
 const parse = (plugin: PluginModule, config: unknown): z.ZodSafeParseResult<unknown> => (plugin.manifest.config as z.ZodType).safeParse(config);
 
 describe('plugin conformance', () => {
@@ -64,22 +70,22 @@ describe('plugin conformance', () => {
 
     it('runs init -> work -> close -> close', async () => {
       const { plan, step } = stepOf(plugin, parse(plugin, c.config()).data);
-      const started = await startStep<AnyInstance>(plan, step, silentLog);
-      const out = await work(plugin, started.instance, contextFor(new AbortController().signal), c);
+      const started = await startStep<AnyInstance>(plan, step, silentLog, c.dependencies?.());
+      const out = await work(plugin, started.instance, ctxOf(c, new AbortController().signal), c);
       if (plugin.manifest.kind === 'source') expect(out).toMatchObject({ ref: expect.any(String), image: { kind: expect.any(String) } });
       if (plugin.manifest.kind !== 'source' && plugin.manifest.kind !== 'sink') expect(out).toBeTypeOf('object');
       await started.close();
       await started.close();
       // the plugin's own close must also be safe twice, without the runtime's guard
-      const raw = await plugin.init(parse(plugin, c.config()).data as never, contextFor(new AbortController().signal));
+      const raw = await plugin.init(parse(plugin, c.config()).data as never, ctxOf(c, new AbortController().signal));
       await raw.close?.();
       await raw.close?.();
     });
 
     it('honours an aborted signal', async () => {
-      const raw = (await plugin.init(parse(plugin, c.config()).data as never, contextFor(new AbortController().signal))) as AnyInstance;
+      const raw = (await plugin.init(parse(plugin, c.config()).data as never, ctxOf(c, new AbortController().signal))) as AnyInstance;
       try {
-        const ctx = contextFor(AbortSignal.abort());
+        const ctx = ctxOf(c, AbortSignal.abort());
         if (plugin.manifest.kind === 'source') {
           expect(await work(plugin, raw, ctx, c)).toBeUndefined();
         } else {
@@ -92,9 +98,9 @@ describe('plugin conformance', () => {
 
     it('runs nothing after close', async () => {
       const { plan, step } = stepOf(plugin, parse(plugin, c.config()).data);
-      const started = await startStep<AnyInstance>(plan, step, silentLog);
+      const started = await startStep<AnyInstance>(plan, step, silentLog, c.dependencies?.());
       await started.close();
-      const ctx = contextFor(new AbortController().signal);
+      const ctx = ctxOf(c, new AbortController().signal);
       if (plugin.manifest.kind === 'source') expect(await work(plugin, started.instance, ctx, c)).toBeUndefined();
       else await expect(work(plugin, started.instance, ctx, c)).rejects.toMatchObject({ code: 'LG_ERR_PLUGIN_CLOSED' });
     });

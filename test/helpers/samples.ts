@@ -50,7 +50,11 @@ export function contextFor(signal: AbortSignal, root = ROOT): PluginContext {
     signal,
     stationId: 'conformance',
     step: 'step',
+    timing: { cycleBudgetMs: 1000, sinkTimeoutMs: 2000, closeTimeoutMs: 10_000 },
     resolvePath: (p) => path.resolve(root, p),
     resolveAsset: (p) => path.resolve(root, p),
+    dependency: (field) => {
+      throw new Error(`no dependency ${field} in a test context`);
+    },
   };
 }

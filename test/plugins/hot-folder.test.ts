@@ -8,6 +8,7 @@ import { LinegateError } from '../../runtime/errors.js';
 import type { InspectionResult } from '../../runtime/result.js';
 import { hotFolderSource } from '../../plugins/source-hot-folder/index.js';
 import { until } from '../helpers/until.js';
+import { contextFor } from '../helpers/samples.js';
 
 const log = pino({ level: 'silent' });
 const result = (verdict: 'pass' | 'fail' | 'error'): InspectionResult => ({ verdict }) as unknown as InspectionResult;
@@ -32,14 +33,7 @@ afterEach(async () => {
   await fs.rm(tmp, { recursive: true, force: true });
 });
 
-const ctxWith = (signal: AbortSignal): PluginContext => ({
-  log,
-  signal,
-  stationId: 't',
-  step: 'cam',
-  resolvePath: (p) => path.resolve(tmp, p),
-  resolveAsset: (p) => p,
-});
+const ctxWith = (signal: AbortSignal): PluginContext => ({ ...contextFor(signal, tmp), log, stationId: 't', step: 'cam', resolveAsset: (p) => p });
 
 const lg = (...parts: string[]): string => path.join(inbox, '.linegate', ...parts);
 const ls = async (dir: string): Promise<string[]> => (await fs.readdir(dir).catch(() => [] as string[])).sort();

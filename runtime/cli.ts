@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { createLogger } from './observability/logger.js';
 import { builtinRegistry } from './registry/builtins.js';
 import { Station } from './station.js';
 import { printPlan } from './cli-format.js';
+import { raceAbort } from './execute/bounded.js';
 import { addReplayCommands } from './cli-replay.js';
 import { draftManifest, formatInspection, inspectModel, modelFileSize, type Draft } from '../plugins/model-onnx/inspect.js';
 import type { SimOptionsInput } from '../plugins/opcua-plc/sim.js';
@@ -149,13 +151,24 @@ interface PlcSimOptions {
   secure?: boolean;
   pki?: string;
   duration?: number;
+  cycles?: number;
+  interlock: boolean;
+  minSamplingMs?: number;
+  minPublishingMs?: number;
+  ackDelayMs?: number;
+  triggerLowMs?: number;
+  resultTimeoutMs?: number;
   logLevel?: string;
   pretty?: boolean;
 }
 
-/** `plc-sim`: serve the simulated PLC until --duration or a signal; the report as one JSON line on stdout. */
-async function plcSimCommand(opts: PlcSimOptions): Promise<number> {
+/** The longest a Node timer can wait: --cycles waits for the vision side as long as the run may last. */
+const LONGEST_WAIT_MS = 2_147_483_647;
+
+/** `plc-sim`: serve the simulated PLC until --duration, --cycles or a signal; the report as one JSON line on stdout. */
+async function plcSimCommand(opts: PlcSimOptions, rateGiven: boolean): Promise<number> {
   const log: Logger = createLogger({ ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }), ...(opts.pretty === undefined ? {} : { pretty: opts.pretty }) });
+  if (opts.cycles !== undefined && rateGiven) throw new LinegateError('LG_ERR_CLI_USAGE', ['--cycles runs its cycles back to back: leave out --rate']);
   let users: unknown;
   if (opts.users !== undefined) {
     try {
@@ -165,10 +178,22 @@ async function plcSimCommand(opts: PlcSimOptions): Promise<number> {
     }
   }
   if (opts.secure === true && users === undefined) throw new LinegateError('LG_ERR_CLI_USAGE', ['--secure refuses anonymous sessions: give --users FILE']);
+  // Only the flags given: the sim's defaults hold for the others, and it names a bad value's field.
+  const timing = Object.fromEntries(
+    Object.entries({
+      minSamplingIntervalMs: opts.minSamplingMs,
+      minPublishingIntervalMs: opts.minPublishingMs,
+      ackDelayMs: opts.ackDelayMs,
+      triggerLowMs: opts.triggerLowMs,
+      resultTimeoutMs: opts.resultTimeoutMs,
+    }).filter(([, v]) => v !== undefined),
+  );
   const options: SimOptionsInput = {
     port: opts.port,
     host: opts.host,
-    triggerRateHz: opts.rate,
+    triggerRateHz: opts.cycles === undefined ? opts.rate : 0,
+    interlock: opts.interlock,
+    ...timing,
     security: {
       ...(users === undefined ? {} : { users: users as { username: string; password: string }[] }),
       ...(opts.secure === true ? { allowAnonymous: false, modes: ['Sign', 'SignAndEncrypt'], policies: ['Basic256Sha256', 'Aes128_Sha256_RsaOaep'] } : {}),
@@ -180,22 +205,38 @@ async function plcSimCommand(opts: PlcSimOptions): Promise<number> {
   sendOpcuaLogsTo((line) => log.warn(line));
   const t0 = performance.now();
   const plc = await SimulatedPlc.start(options);
-  log.info({ endpoint: plc.endpoint, startMs: Math.round(performance.now() - t0), pkiDir: plc.pkiDir, certificate: plc.certificateFile, rateHz: opts.rate }, `simulated PLC listening on ${plc.endpoint}`);
+  const pace = opts.cycles === undefined ? { rateHz: opts.rate } : { cycles: opts.cycles };
+  log.info({ endpoint: plc.endpoint, startMs: Math.round(performance.now() - t0), pkiDir: plc.pkiDir, certificate: plc.certificateFile, ...pace }, `simulated PLC listening on ${plc.endpoint}`);
   plc.on('ready', (ready) => log.info({ visionReady: ready }, ready ? 'vision ready' : 'vision not ready'));
   plc.on('heartbeat-lost', (loss) => log.warn(loss, 'vision heartbeat lost'));
   plc.on('cycle', (r) => (r.outcome === 'ok' ? log.debug(r, 'cycle') : log.warn(r, `cycle: ${r.outcome}`)));
-  await new Promise<void>((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolve();
-    };
-    const timer = opts.duration === undefined ? undefined : setTimeout(done, opts.duration * 1000);
-    process.on('SIGINT', done);
-    process.on('SIGTERM', done);
-  });
-  await plc.stop();
+  const stop = new AbortController();
+  const done = (): void => stop.abort();
+  const timer = opts.duration === undefined ? undefined : setTimeout(done, opts.duration * 1000);
+  process.on('SIGINT', done);
+  process.on('SIGTERM', done);
+  try {
+    if (opts.cycles === undefined) await once(stop.signal, 'abort');
+    else {
+      for (let i = 0; i < opts.cycles && !stop.signal.aborted; i++) {
+        // The next cycle as soon as the interlock allows; the first waits for the vision side to start, however long.
+        if (!(await plc.waitForInterlock({ timeoutMs: LONGEST_WAIT_MS, signal: stop.signal }))) break;
+        try {
+          await raceAbort(plc.trigger(), stop.signal);
+        } catch (e) {
+          if (stop.signal.aborted) break;
+          throw e;
+        }
+      }
+      if (!stop.signal.aborted) log.info({ cycles: opts.cycles }, 'cycles done');
+    }
+  } finally {
+    clearTimeout(timer);
+    process.off('SIGINT', done);
+    process.off('SIGTERM', done);
+    // Ends a cycle still running (SIGTERM, --duration): its record is not in the report.
+    await plc.stop();
+  }
   process.stdout.write(`${JSON.stringify({ plcSim: plc.report() })}\n`);
   return EXIT.ok;
 }
@@ -298,18 +339,21 @@ export function buildCli(): Command {
     });
   pki
     .command('trust')
-    .description("trust a PLC's certificate (PEM or DER), e.g. exported from TIA Portal or taken from the PKI's rejected/ folder")
+    .description("trust a PLC's certificate (PEM or DER), e.g. exported from TIA Portal or taken from the PKI's rejected/ folder; every copy of it in rejected/ is removed")
     .argument('<certificate>', 'certificate file')
     .option('--pki <dir>', 'PKI folder', 'var/pki')
     .action(async (file: string, opts: { pki: string }) => {
       const { trustCertificate } = await import('../plugins/opcua-plc/pki.js');
-      process.stdout.write(`${JSON.stringify(await trustCertificate(path.resolve(opts.pki), path.resolve(file)), null, 2)}\n`);
+      const trusted = await trustCertificate(path.resolve(opts.pki), path.resolve(file));
+      // The removal is said on stderr too: a file vanishing from rejected/ should not surprise whoever looks there next.
+      for (const removed of trusted.removedFromRejected) process.stderr.write(`removed from rejected/: ${removed}\n`);
+      process.stdout.write(`${JSON.stringify(trusted, null, 2)}\n`);
     });
 
   program
     .command('plc-sim')
     .description(
-      'serve a simulated PLC over OPC UA that plays the PLC side of the handshake (trigger, echo check, ack, heartbeats) until --duration or SIGINT/SIGTERM; logs go to stderr, one {"plcSim": report} JSON line to stdout at exit',
+      'serve a simulated PLC over OPC UA that plays the PLC side of the handshake (VisionReady interlock, trigger, echo check, ack, heartbeats) until --duration, --cycles or SIGINT/SIGTERM; logs go to stderr, one {"plcSim": report} JSON line to stdout at exit',
     )
     .option('--port <n>', 'TCP port; 0 picks a free one (logged)', portArg, 4840)
     .option('--host <address>', 'address to listen on (0.0.0.0 for every interface)', '127.0.0.1')
@@ -318,11 +362,18 @@ export function buildCli(): Command {
     .option('--secure', 'only Sign and SignAndEncrypt endpoints (Basic256Sha256, Aes128_Sha256_RsaOaep), no anonymous sessions; needs --users')
     .option('--pki <dir>', 'server PKI folder, kept between runs (default: a temp folder, removed at exit); unknown client certificates are accepted')
     .option('--duration <seconds>', 'stop after this long (default: until SIGINT/SIGTERM)', positive)
+    .option('--cycles <n>', 'run n cycles back to back (each once the last has ended, the interlock allows and --trigger-low-ms has passed), then stop; not with --rate', positiveInt)
+    .option('--no-interlock', 'raise Trigger even while VisionReady is false or VisionHeartbeat stands still')
+    .option('--min-sampling-ms <ms>', "the server's floor for a monitored item's sampling interval (default 10; 0: every change)", nonNegative)
+    .option('--min-publishing-ms <ms>', "the server's floor for a subscription's publishing interval (default 10)", positive)
+    .option('--ack-delay-ms <ms>', 'ResultValid seen -> verdict latched and ResultAck raised (default 0)', nonNegative)
+    .option('--trigger-low-ms <ms>', 'the least time Trigger stays low between two cycles (default 100)', nonNegative)
+    .option('--result-timeout-ms <ms>', 'bound on each wait of a cycle: the interlock, ResultValid, its drop (default 2000)', positive)
     .option('--log-level <level>', 'trace | debug (every cycle) | info | warn | error')
     .option('--pretty', 'human-readable logs (default when stderr is a terminal)')
     .option('--no-pretty', 'JSON logs')
-    .action(async (opts: PlcSimOptions) => {
-      process.exitCode = await plcSimCommand(opts);
+    .action(async (opts: PlcSimOptions, cmd: Command) => {
+      process.exitCode = await plcSimCommand(opts, cmd.getOptionValueSource('rate') === 'cli');
     });
 
   program

@@ -33,6 +33,7 @@ export const ERRORS = {
   LG_ERR_STATION_PATH: def('path "%s" in step "%s" leaves the allowed folders', false, 400),
   LG_ERR_STATION_DEPENDENCY: def('step "%s" (%s) needs %s from the step named in config field %s: %s', false, 400),
   LG_ERR_STATION_TIMING: def('step "%s" (%s): %s', false, 400),
+  LG_ERR_STATION_STATE: def('the station is %s: cannot %s (%s -> %s is not a transition)', false, 409),
   LG_ERR_CALIBRATION_INVALID: def('calibration file %s cannot be used: %s', false, 400),
 
   // Plugins and the registry.

@@ -1,15 +1,19 @@
 import { EventEmitter } from 'node:events';
 import type { Health, Logger } from './contract.js';
+import { messageOf } from './errors.js';
 import type { InspectionResult } from './result.js';
 import { compileStationFile, type Plan } from './compile/compile.js';
 import { startStation, type StartedStation } from './execute/lifecycle.js';
-import { FrameLoop, type RunSummary } from './execute/loop.js';
+import { FrameLoop } from './execute/loop.js';
 import { SinkDispatcher, type DeliveryEvent } from './execute/sinks.js';
+import { STEPS_UP, StationStateError, canMove, type StationState } from './execute/station-state.js';
+import type { RunSummary } from './execute/tally.js';
 import { builtinRegistry } from './registry/builtins.js';
 import type { Registry } from './registry/registry.js';
 
-export type { RunSummary } from './execute/loop.js';
+export type { RunSummary } from './execute/tally.js';
 export type { DeliveryEvent } from './execute/sinks.js';
+export type { StationState } from './execute/station-state.js';
 
 export interface StationEventMap {
   /** A part's final result, after the critical sinks had it. */
@@ -18,19 +22,37 @@ export interface StationEventMap {
   drop: [InspectionResult];
   /** A background sink finished with a result (delivered, spooled or failed). */
   delivery: [DeliveryEvent];
+  /** The station moved from one state to the next (see execute/station-state.ts). */
+  state: [to: StationState, from: StationState];
 }
+
+/** How the station is doing: the worst of the frame loop's health and the steps'. */
+export interface StationHealth {
+  readonly status: Health['status'];
+  readonly state: StationState;
+  /** The frame loop's own health: drops, hung stage calls, what is in flight and queued. */
+  readonly frames: Health;
+  /** Each step that reports a health of its own (the sinks), by step name. */
+  readonly steps: Readonly<Record<string, Health>>;
+}
+
+const WORST: readonly Health['status'][] = ['down', 'degraded', 'ok'];
 
 /**
  * The composition root: compile -> start (downstream first) -> run -> stop
- * (drain) -> close (upstream first). Each transition happens once; `close()`
- * is safe to call twice and from a signal handler while `run()` drains.
+ * (drain) -> close (upstream first). Its life is one state machine (see
+ * execute/station-state.ts) moved by `#moveTo` alone; `close()` is safe to call
+ * twice, before `start()`, during it, and from a signal handler while `run()`
+ * drains.
  */
 export class Station extends EventEmitter<StationEventMap> {
   readonly plan: Plan;
   readonly #log: Logger;
+  #state: StationState = 'NULL';
   #started: { started: StartedStation; close: () => Promise<void> } | undefined;
   #sinks: SinkDispatcher | undefined;
   #loop: FrameLoop | undefined;
+  #starting: Promise<void> | undefined;
   #running: Promise<RunSummary> | undefined;
   #closing: Promise<void> | undefined;
   #stopRequested = false;
@@ -45,74 +67,157 @@ export class Station extends EventEmitter<StationEventMap> {
     return new Station(await compileStationFile(file, registry), log);
   }
 
-  /** Starts every step, downstream first; bounded by the station's init time-out per step. */
-  async start(): Promise<void> {
-    if (this.#started !== undefined) return;
-    if (this.#closing !== undefined) throw new Error('station is closed');
-    const t0 = Date.now();
-    this.#started = await startStation(this.plan, this.#log);
-    const { settings } = this.plan;
-    this.#sinks = new SinkDispatcher(this.#started.started.sinks, {
-      timeoutMs: settings.sinkTimeoutMs,
-      laneSize: settings.sinkQueueSize,
-      log: this.#log,
-      onDelivery: (e) => this.emit('delivery', e),
-    });
-    for (const sink of this.#started.started.sinks) await sink.instance.started?.();
-    this.#log.info({ ms: Date.now() - t0 }, 'station started');
+  get state(): StationState {
+    return this.#state;
+  }
+
+  /**
+   * Calls every listener of `event`, each on its own: a listener that throws (or whose promise
+   * rejects) is logged with the event name and the others still run, so no listener can stop a
+   * part from being settled or a sink lane from moving.
+   */
+  override emit<K extends keyof StationEventMap>(event: K, ...args: StationEventMap[K]): boolean {
+    const listeners = this.rawListeners(event) as ((...a: StationEventMap[K]) => unknown)[];
+    for (const listener of listeners) {
+      try {
+        const r = listener.apply(this, args);
+        if (r instanceof Promise) r.catch((err: unknown) => this.#listenerFailed(event, err));
+      } catch (err) {
+        this.#listenerFailed(event, err);
+      }
+    }
+    return listeners.length > 0;
+  }
+
+  /** Starts every step, downstream first (each bounded by the init time-out), then tells the sinks. Memoised. */
+  start(): Promise<void> {
+    if (this.#state === 'NULL') this.#starting = this.#start();
+    else if (this.#starting === undefined || !(this.#state === 'STARTING' || STEPS_UP.includes(this.#state))) {
+      return Promise.reject(new StationStateError(this.#state, 'STARTING', 'start'));
+    }
+    return this.#starting;
   }
 
   /** Inspects frames until the source ends, `maxFrames` arrived, or `stop()`; resolves after the drain and sink flush. */
   run(opts: { maxFrames?: number } = {}): Promise<RunSummary> {
+    // A run asked for before close() is drained by it; one asked for after would race the closing steps.
+    if (this.#running === undefined && this.#closing !== undefined) return Promise.reject(new StationStateError(this.#state, 'PLAYING', 'run: close() was called'));
     return (this.#running ??= this.#run(opts));
+  }
+
+  /** Stops taking frames; `run()` then drains what is in flight and resolves. Before the run starts, the run takes none. */
+  stop(): void {
+    this.#stopRequested = true;
+    this.#loop?.stop();
+  }
+
+  /** Stops, waits for the start and the drain, then closes every step upstream first. Idempotent. */
+  close(): Promise<void> {
+    return (this.#closing ??= this.#close());
+  }
+
+  /** `down` with the state unless the steps are up; then the worst of the frame loop and the steps. */
+  health(): StationHealth {
+    const state = this.#state;
+    if (!STEPS_UP.includes(state) || this.#started === undefined) {
+      return { status: 'down', state, frames: { status: 'down', detail: `the station is ${state}` }, steps: {} };
+    }
+    const frames = this.#loop?.health() ?? { status: 'ok', detail: 'no frame taken yet' };
+    const steps: Record<string, Health> = {};
+    for (const sink of this.#started.started.sinks) {
+      try {
+        // The raw instance: the state says the step is up, and the closed-guard would turn this sync call into a promise.
+        const h = sink.raw.health?.();
+        if (h !== undefined) steps[sink.step.name] = h;
+      } catch (err) {
+        steps[sink.step.name] = { status: 'down', detail: `health() failed: ${messageOf(err)}` };
+      }
+    }
+    const all = [frames.status, ...Object.values(steps).map((h) => h.status)];
+    return { status: WORST.find((s) => all.includes(s)) ?? 'ok', state, frames, steps };
+  }
+
+  /** The one place the state changes; a move the machine does not allow is refused. */
+  #moveTo(to: StationState, what: string): void {
+    const from = this.#state;
+    if (!canMove(from, to)) throw new StationStateError(from, to, what);
+    this.#state = to;
+    this.#log.debug({ from, to }, `station ${to}`);
+    this.emit('state', to, from);
+  }
+
+  async #close(): Promise<void> {
+    this.stop();
+    // From NULL the move is synchronous, so no start() can slip in between.
+    if (this.#state !== 'NULL') {
+      await this.#starting?.catch(() => undefined);
+      await this.#running?.catch(() => undefined);
+      // Started without a run: the sinks were told the station is up, so they hear it go down too.
+      await this.#sinks?.stopping();
+    }
+    this.#moveTo('CLOSING', 'close');
+    await this.#started?.close();
+    this.#moveTo('CLOSED', 'close');
+  }
+
+  async #start(): Promise<void> {
+    this.#moveTo('STARTING', 'start');
+    const t0 = Date.now();
+    const { settings } = this.plan;
+    try {
+      this.#started = await startStation(this.plan, this.#log);
+      this.#sinks = new SinkDispatcher(this.#started.started.sinks, {
+        timeoutMs: settings.sinkTimeoutMs,
+        laneSize: settings.sinkQueueSize,
+        logIntervalMs: settings.healthWindowMs,
+        log: this.#log,
+        onDelivery: (e) => this.emit('delivery', e),
+      });
+      await this.#sinks.started(settings.initTimeoutMs);
+    } catch (e) {
+      await this.#sinks?.stopping();
+      await this.#started?.close();
+      this.#moveTo('FAILED', 'fail');
+      throw e;
+    }
+    this.#moveTo('READY', 'start');
+    this.#log.info({ ms: Date.now() - t0 }, 'station started');
   }
 
   async #run(opts: { maxFrames?: number }): Promise<RunSummary> {
     await this.start();
+    this.#moveTo('PLAYING', 'run');
     const { source, stages } = this.#started!.started;
     const sinks = this.#sinks!;
-    this.#loop = new FrameLoop({
+    const loop = new FrameLoop({
       plan: this.plan,
       source,
       stages,
       sinks,
       log: this.#log,
-      hooks: { onResult: (r) => this.emit('result', r), onDrop: (r) => this.emit('drop', r) },
+      hooks: { onResult: (r) => this.emit('result', r), onDrop: (r) => this.emit('drop', r), onStopping: () => this.#intakeEnded() },
     });
-    if (this.#stopRequested) this.#loop.stop(); // a signal that came while the steps were starting
-    const summary = await this.#loop.run(opts);
-    await sinks.flush(this.plan.settings.closeTimeoutMs);
-    this.#log.info({ summary }, 'station run ended');
-    return summary;
-  }
-
-  /** The worst of the steps' health, with each step that reports one; `ok` before the start. */
-  health(): { readonly status: Health['status']; readonly steps: Readonly<Record<string, Health>> } {
-    const steps: Record<string, Health> = {};
-    for (const sink of this.#started?.started.sinks ?? []) {
-      const h = sink.instance.health?.();
-      if (h !== undefined) steps[sink.step.name] = h;
-    }
-    const all = Object.values(steps).map((h) => h.status);
-    return { status: all.includes('down') ? 'down' : all.includes('degraded') ? 'degraded' : 'ok', steps };
-  }
-
-  /** Stops taking frames; `run()` then drains what is in flight and resolves. */
-  stop(): void {
-    if (this.#stopRequested) return;
-    this.#stopRequested = true;
-    this.#loop?.stop();
-    for (const sink of this.#started?.started.sinks ?? []) {
-      sink.instance.stopping?.().catch((err: unknown) => this.#log.warn({ err, sink: sink.step.name }, 'sink could not prepare for the stop'));
+    this.#loop = loop;
+    if (this.#stopRequested) loop.stop(); // a stop that came before the run: it takes no frame
+    try {
+      const summary = await loop.run(opts);
+      this.#log.info({ summary }, 'station run ended');
+      return summary;
+    } finally {
+      if (this.#state === 'PLAYING') this.#intakeEnded();
+      await sinks.stopping();
+      await sinks.flush(this.plan.settings.closeTimeoutMs);
+      this.#moveTo('DRAINED', 'end the drain');
     }
   }
 
-  /** Stops, waits for the drain, then closes every step upstream first. Idempotent. */
-  close(): Promise<void> {
-    return (this.#closing ??= (async () => {
-      this.stop();
-      await this.#running?.catch(() => undefined);
-      await this.#started?.close();
-    })());
+  /** The loop takes no more frames: the sinks hear it now (the PLC "not ready"), before the drain, so a last trigger still gets its verdict. */
+  #intakeEnded(): void {
+    this.#moveTo('DRAINING', 'drain');
+    void this.#sinks!.stopping();
+  }
+
+  #listenerFailed(event: string, err: unknown): void {
+    this.#log.error({ err, event }, `a ${event} listener failed; the station goes on`);
   }
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { definePlugin, type Caps, type PluginContext, type RawImage, type StageInstance, type Tensor } from '../../runtime/contract.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
-import { loadModelPackage, type ModelPackage } from './manifest.js';
+import { loadModelPackage, minSourceSize, type InputSpec, type ModelPackage } from './manifest.js';
 import { MODEL_META_KEY, type ModelMeta } from './meta.js';
 import { normaliseTables, tileRects, toInputPixels, writeTensor, type Rect, type Transform } from './preprocess.js';
 import { checkGraph, dynamicBatch, openSession, type ModelSession } from './session.js';
@@ -33,6 +33,19 @@ function clip(r: Rect, image: RawImage, ref: string): Rect {
   const h = Math.min(r.y + r.height, image.height) - y;
   if (w <= 0 || h <= 0) throw new LinegateError('LG_ERR_IMAGE_FORMAT', [ref, `ROI ${r.width}x${r.height}+${r.x}+${r.y} lies outside the ${image.width}x${image.height} image`]);
   return { x, y, width: w, height: h };
+}
+
+/**
+ * Refuses a region too small to judge: enlarged to the model's input, a few
+ * pixels become a smooth blob the model scores as anything at all (a 1x1
+ * image was a confident defect), so the part is "not decidable", never judged.
+ */
+function requireJudgeable(region: Rect, image: RawImage, spec: InputSpec, ref: string, step: string): void {
+  const min = minSourceSize(spec);
+  if (region.width >= min.width && region.height >= min.height) return;
+  const whole = region.width === image.width && region.height === image.height;
+  const what = whole ? ref : `${ref} (ROI ${region.width}x${region.height}+${region.x}+${region.y} of its ${image.width}x${image.height})`;
+  throw new LinegateError('LG_ERR_IMAGE_TOO_SMALL', [what, region.width, region.height, min.width, min.height], { step });
 }
 
 class OnnxModelStage implements StageInstance {
@@ -72,6 +85,7 @@ class OnnxModelStage implements StageInstance {
     const { manifest } = this.#pkg;
     const spec = manifest.input;
     const region = clip(this.#roi ?? { x: 0, y: 0, width: image.width, height: image.height }, image, part.frame.ref);
+    requireJudgeable(region, image, spec, part.frame.ref, ctx.step);
     const rects = this.#overlap === undefined ? [region] : tileRects(region, spec.width, spec.height, this.#overlap);
     const transforms: Transform[] = [];
     const n = rects.length;

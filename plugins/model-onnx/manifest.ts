@@ -29,6 +29,11 @@ export const InputSpec = z
     scale: z.number().positive().default(1 / 255).describe('pixel value (0-255) x scale, then (- mean) / std'),
     mean: z.array(z.number()).min(1).max(3).default([0]),
     std: z.array(z.number().positive()).min(1).max(3).default([1]),
+    minSourceSize: z
+      .object({ width: z.number().int().min(1).max(65_535), height: z.number().int().min(1).max(65_535) })
+      .strict()
+      .optional()
+      .describe('smallest source region (image or ROI) the model can judge; absent: an eighth of width and height, rounded up'),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -38,6 +43,18 @@ export const InputSpec = z
     }
   });
 export type InputSpec = z.infer<typeof InputSpec>;
+
+/** How many times a model may enlarge a source region when the package does not say: beyond 8x it invents the part it judges. */
+const MAX_UPSCALE = 8;
+
+/**
+ * The smallest source region the model can judge: `input.minSourceSize`, or an
+ * eighth of the input per side, rounded up. With tiling the tile is the
+ * model's input, so the same minimum holds for the region being tiled.
+ */
+export function minSourceSize(spec: InputSpec): { readonly width: number; readonly height: number } {
+  return spec.minSourceSize ?? { width: Math.ceil(spec.width / MAX_UPSCALE), height: Math.ceil(spec.height / MAX_UPSCALE) };
+}
 
 const Activation = z.enum(['softmax', 'sigmoid', 'none']).describe('none: the graph already outputs probabilities');
 

@@ -1,6 +1,11 @@
 import { EventEmitter } from 'node:events';
-import type { ClientSession, ClientSubscription, DataValue, OPCUAClient, UserIdentityInfo, WriteValueOptions } from 'node-opcua';
+import type { ClientMonitoredItemGroup, ClientSession, ClientSubscription, DataValue, OPCUAClient, UserIdentityInfo, WriteValueOptions } from 'node-opcua';
+import type { Logger } from '../../runtime/contract.js';
+import { withTimeout } from '../../runtime/execute/bounded.js';
+import { LinegateError, messageOf } from '../../runtime/errors.js';
+import { diagnoseConnect, diagnoseSession } from './diagnose.js';
 import { loadOpcua } from './opcua.js';
+import { READ_TAGS, type TagMap, type TagName } from './tags.js';
 
 type Ua = Awaited<ReturnType<typeof loadOpcua>>;
 
@@ -8,9 +13,6 @@ type Ua = Awaited<ReturnType<typeof loadOpcua>>;
 const DataType = { Null: 0, Boolean: 1, SByte: 2, Byte: 3, Int16: 4, UInt16: 5, Int32: 6, UInt32: 7, Int64: 8, UInt64: 9, Float: 10, Double: 11, String: 12 } as const;
 type DataType = (typeof DataType)[keyof typeof DataType];
 const typeName = (t: number): string => Object.entries(DataType).find(([, v]) => v === t)?.[0] ?? `DataType ${t}`;
-import type { Logger } from '../../runtime/contract.js';
-import { LinegateError, messageOf } from '../../runtime/errors.js';
-import { READ_TAGS, type TagMap, type TagName } from './tags.js';
 
 /** What each signal may be on the PLC side; the exact type is read from the server at start. */
 const KIND: Record<TagName, 'bool' | 'int' | 'text-or-int' | 'number' | 'text'> = {
@@ -76,12 +78,32 @@ export interface LinkOptions {
   readonly log: Logger;
 }
 
+/** What the subscription asks of the PLC's server; the server may grant slower. */
+export interface WatchOptions {
+  readonly publishingIntervalMs: number;
+  /** 0: every change as it happens (exception-based), where the server can. */
+  readonly samplingIntervalMs: number;
+}
+
+/** What the server granted: a trigger can wait up to about publishing + sampling before linegate sees it. */
+export interface Granted {
+  readonly publishingIntervalMs: number;
+  /** The slowest of the watched tags. */
+  readonly samplingIntervalMs: number;
+}
+
+/**
+ * Values from one notification message, per tag in the order the server
+ * queued them. A batch is the unit of consistency: a PartId and counter in
+ * the same batch as a Trigger edge are the ones the PLC set for that trigger.
+ */
+export type Batch = ReadonlyMap<TagName, readonly unknown[]>;
+
 export interface LinkEvents {
   /** The session works again after a loss: the PLC may have restarted and forgotten what we wrote. */
   up: [];
   down: [reason: string];
-  /** A read tag changed (from the subscription). */
-  change: [tag: TagName, value: unknown];
+  batch: [values: Batch];
 }
 
 type Writable = Partial<Record<TagName, string | number | boolean>>;
@@ -95,23 +117,29 @@ export class PlcLink extends EventEmitter<LinkEvents> {
   readonly #ua: Ua;
   readonly #client: OPCUAClient;
   readonly #session: ClientSession;
-  readonly #tags: TagMap;
-  readonly #types: Map<TagName, DataType>;
+  /** The map as configured (it may name namespaces by URI) and as resolved for the server now. */
+  readonly #configured: TagMap;
+  #tags: TagMap;
+  #types: Map<TagName, DataType>;
   readonly #log: Logger;
   #subscription: ClientSubscription | undefined;
+  #watching: WatchOptions | undefined;
+  #granted: Granted | undefined;
+  #pending: Map<TagName, unknown[]> | undefined;
   #up = true;
   #closing: Promise<void> | undefined;
 
-  private constructor(ua: Ua, client: OPCUAClient, session: ClientSession, tags: TagMap, types: Map<TagName, DataType>, log: Logger) {
+  private constructor(ua: Ua, client: OPCUAClient, session: ClientSession, configured: TagMap, resolved: TagMap, types: Map<TagName, DataType>, log: Logger) {
     super();
     this.#ua = ua;
     this.#client = client;
     this.#session = session;
-    this.#tags = tags;
+    this.#configured = configured;
+    this.#tags = resolved;
     this.#types = types;
     this.#log = log;
     client.on('connection_lost', () => this.#setUp(false, 'connection lost'));
-    client.on('connection_reestablished', () => this.#setUp(true));
+    client.on('connection_reestablished', () => void this.#reestablished());
     session.on('session_closed', () => this.#setUp(false, 'session closed'));
   }
 
@@ -127,16 +155,14 @@ export class PlcLink extends EventEmitter<LinkEvents> {
       securityMode: MessageSecurityMode[o.security.mode],
       securityPolicy: SecurityPolicy[o.security.policy],
       // Finite at start; node-opcua keeps the same strategy for reconnection after a loss, where we want it patient.
-      connectionStrategy: { initialDelay: o.connectDelayMs, maxDelay: Math.max(o.connectDelayMs, 2000), maxRetry: o.connectAttempts - 1 },
+      connectionStrategy: { initialDelay: o.connectDelayMs, maxDelay: Math.max(o.connectDelayMs * 2, 2000), maxRetry: o.connectAttempts - 1 },
       ...(o.pkiDir === undefined ? {} : { clientCertificateManager: await certificateManager(ua, o.pkiDir) }),
     });
     try {
       await client.connect(o.endpoint);
     } catch (e) {
       await client.disconnect().catch(() => undefined);
-      const why = messageOf(e);
-      const hint = /BadCertificateUntrusted/.test(why) && o.pkiDir !== undefined ? `; the PLC's certificate is not trusted: linegate pki trust <its certificate> --pki ${o.pkiDir}` : '';
-      throw new LinegateError('LG_ERR_PLC_CONNECT', [o.endpoint, o.connectAttempts, `${why}${hint}`], { cause: e });
+      throw diagnoseConnect(e, { endpoint: o.endpoint, mode: o.security.mode, pkiDir: o.pkiDir, connectAttempts: o.connectAttempts });
     }
     // After the first connection, reconnect for as long as it takes.
     (client as unknown as { connectionStrategy: { maxRetry: number } }).connectionStrategy.maxRetry = -1;
@@ -146,11 +172,12 @@ export class PlcLink extends EventEmitter<LinkEvents> {
       session = await client.createSession(identity);
     } catch (e) {
       await client.disconnect().catch(() => undefined);
-      throw new LinegateError('LG_ERR_PLC_SESSION', [o.endpoint, messageOf(e)], { cause: e });
+      throw diagnoseSession(e, { endpoint: o.endpoint, mode: o.security.mode, pkiDir: o.pkiDir, connectAttempts: o.connectAttempts });
     }
     try {
-      const types = await readTypes(ua, session, o.tags);
-      return new PlcLink(ua, client, session, o.tags, types, o.log);
+      const resolved = await resolveNamespaces(ua, session, o.tags);
+      const types = await readTypes(ua, session, resolved);
+      return new PlcLink(ua, client, session, o.tags, resolved, types, o.log);
     } catch (e) {
       await session.close().catch(() => undefined);
       await client.disconnect().catch(() => undefined);
@@ -162,17 +189,66 @@ export class PlcLink extends EventEmitter<LinkEvents> {
     return this.#up;
   }
 
-  /** Watches the PLC's signals (sampling interval 0: a trigger is seen as soon as the server samples it). */
-  async watch(): Promise<void> {
-    const { ClientMonitoredItem, AttributeIds, TimestampsToReturn } = this.#ua;
-    const sub = await this.#session.createSubscription2({ requestedPublishingInterval: 10, requestedLifetimeCount: 1000, requestedMaxKeepAliveCount: 10, publishingEnabled: true, priority: 10 });
+  /** What the server granted the subscription; undefined before watch(). */
+  get granted(): Granted | undefined {
+    return this.#granted;
+  }
+
+  /**
+   * Watches the PLC's signals in one subscription, all items created in one
+   * request, and says what the server granted: a server that revises 10 ms to
+   * 100 ms adds up to 100 ms to every trigger, and the operator must know.
+   */
+  async watch(options: WatchOptions): Promise<Granted> {
+    this.#watching = options;
+    const { AttributeIds, TimestampsToReturn } = this.#ua;
+    const sub = await this.#session.createSubscription2({
+      requestedPublishingInterval: options.publishingIntervalMs,
+      requestedLifetimeCount: 1000,
+      requestedMaxKeepAliveCount: 10,
+      publishingEnabled: true,
+      priority: 10,
+    });
     this.#subscription = sub;
-    for (const tag of READ_TAGS) {
-      const nodeId = this.#tags[tag];
-      if (nodeId === undefined) continue;
-      const item = ClientMonitoredItem.create(sub, { nodeId, attributeId: AttributeIds.Value }, { samplingInterval: 0, discardOldest: true, queueSize: 10 }, TimestampsToReturn.Neither);
-      item.on('changed', (dv: DataValue) => this.emit('change', tag, dv.value.value as unknown));
+    const tags = READ_TAGS.filter((t) => this.#tags[t] !== undefined);
+    const group: ClientMonitoredItemGroup = await sub.monitorItems(
+      tags.map((t) => ({ nodeId: this.#tags[t]!, attributeId: AttributeIds.Value })),
+      // A queue per item keeps a low-high pulse inside one publishing interval as two values, not one.
+      { samplingInterval: options.samplingIntervalMs, discardOldest: true, queueSize: 10 },
+      TimestampsToReturn.Neither,
+    );
+    group.on('changed', (item, dv: DataValue, index: number) => this.#collect(tags[index]!, dv.value.value as unknown));
+    this.#granted = { publishingIntervalMs: sub.publishingInterval, samplingIntervalMs: Math.max(0, ...group.monitoredItems.map((m) => m.monitoringParameters.samplingInterval)) };
+    this.#sayGranted();
+    return this.#granted;
+  }
+
+  /**
+   * node-opcua hands the items of one notification message over one after
+   * another in the same tick: a microtask after the first closes the batch.
+   */
+  #collect(tag: TagName, value: unknown): void {
+    if (this.#pending === undefined) {
+      this.#pending = new Map();
+      queueMicrotask(() => {
+        const batch = this.#pending!;
+        this.#pending = undefined;
+        this.emit('batch', batch);
+      });
     }
+    const values = this.#pending.get(tag);
+    if (values === undefined) this.#pending.set(tag, [value]);
+    else values.push(value);
+  }
+
+  #sayGranted(): void {
+    const asked = this.#watching;
+    const g = this.#granted;
+    if (asked === undefined || g === undefined) return;
+    const slower = g.publishingIntervalMs > asked.publishingIntervalMs || g.samplingIntervalMs > Math.max(asked.samplingIntervalMs, asked.publishingIntervalMs);
+    const data = { requested: asked, granted: g };
+    if (slower) this.#log.warn(data, `the PLC's server granted a ${g.publishingIntervalMs} ms publishing and ${g.samplingIntervalMs} ms sampling interval, slower than asked: each trigger can reach linegate up to ${g.publishingIntervalMs + g.samplingIntervalMs} ms late`);
+    else this.#log.info(data, 'PLC subscription granted');
   }
 
   async read(tags: readonly TagName[]): Promise<Partial<Record<TagName, unknown>>> {
@@ -202,17 +278,50 @@ export class PlcLink extends EventEmitter<LinkEvents> {
     if (bad.length > 0) throw new LinegateError('LG_ERR_PLC_WRITE', [bad.map(([t, s]) => `${t}: ${s.name}`).join(', ')]);
   }
 
+  /**
+   * Bounded whatever the link's state: while the PLC is away node-opcua's
+   * subscription terminate never settles (it waits for the channel), so it is
+   * skipped, and disconnect() also ends the reconnection attempts, whose
+   * timers would otherwise keep the process alive.
+   */
   close(): Promise<void> {
     return (this.#closing ??= (async () => {
+      const wasUp = this.#up;
       this.#up = false;
-      await this.#subscription?.terminate().catch(() => undefined);
-      await this.#session.close().catch(() => undefined);
-      await this.#client.disconnect().catch(() => undefined);
+      const bounded = (work: Promise<unknown>): Promise<unknown> => withTimeout(work, CLOSE_STEP_MS, () => new Error('timed out')).catch(() => undefined);
+      if (wasUp && this.#subscription !== undefined) await bounded(this.#subscription.terminate());
+      if (wasUp) await bounded(this.#session.close());
+      await bounded(this.#client.disconnect());
     })());
   }
 
   #requireUp(what: string): void {
     if (!this.#up || this.#closing !== undefined) throw new LinegateError('LG_ERR_PLC_DOWN', [what]);
+  }
+
+  /**
+   * A restarted server may number its namespaces differently: resolve the
+   * map again and, when it moved, read the types and watch the new nodes.
+   */
+  async #reestablished(): Promise<void> {
+    try {
+      const resolved = await resolveNamespaces(this.#ua, this.#session, this.#configured);
+      if (JSON.stringify(resolved) !== JSON.stringify(this.#tags)) {
+        this.#log.warn({ before: this.#tags, after: resolved }, "the PLC's server renumbered its namespaces: watching the tags at their new NodeIds");
+        this.#types = await readTypes(this.#ua, this.#session, resolved);
+        this.#tags = resolved;
+        const old = this.#subscription;
+        this.#subscription = undefined;
+        await old?.terminate().catch(() => undefined);
+        if (this.#watching !== undefined) await this.watch(this.#watching);
+      } else if (this.#subscription !== undefined) {
+        this.#granted = { ...this.#granted!, publishingIntervalMs: this.#subscription.publishingInterval };
+      }
+    } catch (e) {
+      this.#log.error({ err: messageOf(e) }, 'the PLC is back but its tags cannot be resolved; the link stays down');
+      return;
+    }
+    this.#setUp(true);
   }
 
   #setUp(up: boolean, reason = ''): void {
@@ -226,6 +335,33 @@ export class PlcLink extends EventEmitter<LinkEvents> {
       this.emit('down', reason);
     }
   }
+}
+
+/** Each step of a close may wait this long: a PLC that does not answer must not hold the station's exit. */
+const CLOSE_STEP_MS = 2000;
+
+/** The standard node holding a server's namespace URIs (OPC UA Part 5: Server.NamespaceArray). */
+const NAMESPACE_ARRAY = 'ns=0;i=2255';
+
+/** `nsu=<uri>;...` NodeIds rewritten with the index the server gives that URI now. */
+async function resolveNamespaces(ua: Ua, session: ClientSession, tags: TagMap): Promise<TagMap> {
+  const byUri = Object.values(tags).some((n) => n?.startsWith('nsu='));
+  if (!byUri) return tags;
+  const dv = await session.read({ nodeId: NAMESPACE_ARRAY, attributeId: ua.AttributeIds.Value });
+  const uris = (dv.value.value as string[] | null) ?? [];
+  const out: Record<string, string> = {};
+  for (const [tag, nodeId] of Object.entries(tags) as [TagName, string | undefined][]) {
+    if (nodeId === undefined) continue;
+    const m = /^nsu=([^;]+);(.*)$/.exec(nodeId);
+    if (m === null) {
+      out[tag] = nodeId;
+      continue;
+    }
+    const index = uris.indexOf(m[1]!);
+    if (index < 0) throw new LinegateError('LG_ERR_PLC_NAMESPACE', [m[1]!, uris.map((u, i) => `${i}: ${u}`).join(', ')]);
+    out[tag] = `ns=${index};${m[2]!}`;
+  }
+  return out as TagMap;
 }
 
 /** Reads each mapped node's DataType once and checks it fits the signal: a wrong map fails at start, not at the first part. */

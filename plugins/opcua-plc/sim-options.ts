@@ -37,6 +37,16 @@ export const SimOptions = z
     heartbeatMs: z.number().int().min(0).default(200).describe('PlcHeartbeat period; 0: no PLC heartbeat'),
     visionWatchdogMs: z.number().int().positive().default(2000),
     minPublishingIntervalMs: z.number().int().min(1).max(1000).default(10).describe("the server's floor for a subscription's publishing interval (node-opcua: 50)"),
+    minSamplingIntervalMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(1000)
+      .default(10)
+      .describe("the server's floor for a monitored item's sampling interval, and the window over which it folds a tag's changes (node-opcua: 50; 0: every change)"),
+    interlock: z.boolean().default(true).describe('raise Trigger only while VisionReady is true and VisionHeartbeat moved within visionWatchdogMs'),
+    ackDelayMs: z.number().int().min(0).max(60_000).default(0).describe('ResultValid seen -> verdict latched and ResultAck raised: the PLC scan and task time'),
+    reaskTimeoutMs: z.number().int().positive().max(600_000).default(30_000).describe('after a retentive restart, how long a cycle to be asked again waits for the interlock'),
     security: SecurityOptions.prefault({}),
   })
   .strict();
@@ -44,24 +54,53 @@ export const SimOptions = z
 export type SimOptionsInput = z.input<typeof SimOptions>;
 export type SimSettings = Readonly<z.infer<typeof SimOptions>> & { readonly types: Readonly<Record<TagName, TypeName>> };
 
-export type CycleOutcome = 'ok' | 'timeout' | 'echo-mismatch';
+/** How a cycle ended: 'not-ready' is a part the PLC rejected on its own, without raising Trigger. */
+export type CycleOutcome = 'ok' | 'timeout' | 'echo-mismatch' | 'not-ready';
+
+export const RestartOptions = z
+  .object({
+    mode: z.enum(['fresh', 'retentive']).default('fresh').describe('fresh: every tag back to its initial value; retentive: the data block and the counter survive'),
+    downMs: z.number().int().min(0).max(600_000).default(0).describe('how long the server stays down before it comes back'),
+  })
+  .strict();
+export type RestartOptionsInput = z.input<typeof RestartOptions>;
+export type RestartMode = z.infer<typeof RestartOptions>['mode'];
+
+export const TriggerOptions = z
+  .object({
+    counter: z.number().int().min(0).optional().describe('replaces the next TriggerCounter'),
+    ack: z.boolean().default(true).describe('false: latch the verdict, never raise ResultAck'),
+    ackDelayMs: z.number().int().min(0).max(60_000).optional().describe("this cycle's ackDelayMs"),
+  })
+  .strict();
+export type TriggerOptionsInput = z.input<typeof TriggerOptions>;
 
 /** One PLC cycle, trigger to the end of the handshake. */
 export interface TriggerRecord {
   readonly partId: string;
+  /** The TriggerCounter sent; on 'not-ready', the one the part would have had (not spent: the next part gets it). */
   readonly counter: number;
   readonly outcome: CycleOutcome;
-  /** The verdict read from linegate (0 undefined, 1 OK, 2 NOK, 3 not decidable); 0 on a timeout. */
+  /** The verdict read from linegate (0 undefined, 1 OK, 2 NOK, 3 not decidable); 0 on a timeout and on 'not-ready'. */
   readonly verdict: number;
   readonly rejectCode: number;
   readonly score?: number;
   readonly modelVersion?: string;
-  /** What linegate echoed (absent on a timeout): differs from partId/counter on an echo mismatch. */
+  /** What linegate echoed (absent on a timeout and on 'not-ready'): differs from partId/counter on an echo mismatch. */
   readonly echo?: { readonly partId: string; readonly counter: number };
-  /** Trigger raised -> ResultValid seen; the time waited on a timeout. */
+  /** Trigger raised -> ResultValid seen; the time waited on a timeout (and for the interlock, on 'not-ready'). */
   readonly latencyMs: number;
   /** ResultValid was still true resultTimeoutMs after ResultAck: the PLC dropped ResultAck anyway. */
   readonly validStuck?: true;
+  /**
+   * ResultValid rising edges while this cycle's Trigger was high (the last raising, for a retried cycle):
+   * 1 is right; 0 with a latched verdict means ResultValid was already high when Trigger rose.
+   */
+  readonly answers: number;
+  /** The PLC raised ResultAck (false with `ack: false`, on a timeout and on 'not-ready'). */
+  readonly acked: boolean;
+  /** Asked again, with the same PartId and counter, after a retentive restart. */
+  readonly retried?: true;
   readonly at: string;
 }
 
@@ -73,6 +112,7 @@ export interface HeartbeatLoss {
 
 export interface SimReport {
   readonly endpoint: string;
+  /** Cycles that raised Trigger (a re-ask after a retentive restart is counted in `reasks`, not here). */
   readonly triggers: number;
   /** Latched verdicts per code; timeouts and echo mismatches are never counted here. */
   readonly verdicts: { readonly 0: number; readonly 1: number; readonly 2: number; readonly 3: number };
@@ -85,7 +125,22 @@ export interface SimReport {
   readonly visionReady: boolean;
   /** Timer ticks skipped because a cycle was still running. */
   readonly skippedTicks: number;
+  /** Timer ticks skipped because the interlock was closed: parts the PLC rejected on its own. */
+  readonly notReadyTicks: number;
+  /** Cycles that ended 'not-ready': the interlock did not open in time. */
+  readonly notReady: number;
+  /** ResultValid rising again within one raising of Trigger: a part answered twice. */
+  readonly duplicateAnswers: number;
+  /** ResultValid rising while Trigger was low: an answer that belongs to no part, or lands on the next. */
+  readonly strayResults: number;
+  /** Verdicts latched from a ResultValid already high when Trigger rose (no answer edge in that raising). */
+  readonly staleLatches: number;
+  /** Triggers raised again, with the same PartId and counter, after a retentive restart. */
+  readonly reasks: number;
+  /** VisionReady is true and VisionHeartbeat moved within visionWatchdogMs (always true with `interlock: false`). */
+  readonly interlockOpen: boolean;
   readonly restarts: number;
+  readonly restartsByMode: { readonly fresh: number; readonly retentive: number };
   /** Over the last 10 000 'ok' cycles; null before the first. */
   readonly latencyMs: { readonly p50: number; readonly p99: number; readonly n: number } | null;
   readonly lastCycles: readonly TriggerRecord[];
@@ -105,15 +160,18 @@ export function percentile(sorted: readonly number[], p: number): number {
   return Math.round((sorted[i] ?? 0) * 10) / 10;
 }
 
+/** Parses with `schema` or throws LG_ERR_PLC_SIM_CONFIG naming the field, under `prefix` (a method's name). */
+export function parseOrThrow<S extends z.ZodType>(schema: S, input: unknown, prefix = ''): z.infer<S> {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = [prefix, ...(issue?.path.map(String) ?? [])].filter((p) => p !== '').join('.');
+  throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', [field || '(options)', issue?.message ?? 'invalid'], { path: field });
+}
+
 /** Validates once, fills the defaults and freezes; a bad option is LG_ERR_PLC_SIM_CONFIG naming the field. */
 export function parseSimOptions(input: SimOptionsInput = {}): SimSettings {
-  const parsed = SimOptions.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.map(String).join('.') ?? '';
-    throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', [field || '(options)', issue?.message ?? 'invalid'], { path: field });
-  }
-  const o = parsed.data;
+  const o = parseOrThrow(SimOptions, input);
   const types = { ...SIM_TYPES, ...o.types } as Record<TagName, TypeName>;
   const bad = (field: string, why: string): never => {
     throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', [field, why], { path: field });

@@ -1,15 +1,33 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
-import { DataType, MessageSecurityMode, OPCUACertificateManager, OPCUAServer, SecurityPolicy, Subscription, nodesets, type AddressSpace, type UAVariable } from 'node-opcua';
+import { format } from 'node:util';
+import { DataType, MessageSecurityMode, MonitoredItem, OPCUACertificateManager, OPCUAServer, SecurityPolicy, Subscription, nodesets, setErrorLogger, setWarningLogger, type AddressSpace, type UAVariable } from 'node-opcua';
+import type { RunPort, TagValue } from './sim-cycle.js';
 import { namespaceOf, type SimSettings, type TypeName } from './sim-options.js';
+import { waitForValue } from './sim-vision.js';
 import type { TagName } from './tags.js';
 
-/* How the simulated PLC builds its server and its tags; the PLC's behaviour is in sim.ts. */
+/* How the simulated PLC builds its server and its tags; the PLC's behaviour is in sim.ts and sim-cycle.ts. */
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 function defaultValue(type: TypeName): string | number | boolean {
   return type === 'Boolean' ? false : type === 'String' ? '' : 0;
+}
+
+/** W27 warns about RSA PKCS#1 v1.5 (Basic128Rsa15), a policy the sim never offers. */
+const IRRELEVANT = /NODE-OPCUA-W27|--security-revert=CVE-2023-46809/;
+
+/** node-opcua writes its warnings with console.log; the CLI keeps stdout for JSON, so it sends them elsewhere. */
+export function sendOpcuaLogsTo(write: (line: string) => void): void {
+  const forward =
+    (level: string) =>
+    (_context: unknown, ...args: unknown[]): void => {
+      const text = format(...args);
+      if (!IRRELEVANT.test(text)) write(`node-opcua ${level}: ${text}`);
+    };
+  setWarningLogger(forward('warning'));
+  setErrorLogger(forward('error'));
 }
 
 /** The OPC UA server of one run: its PKI, its security offer, its users. */
@@ -23,6 +41,9 @@ export function createServer(o: SimSettings, pkiDir: string, port: number): OPCU
   // node-opcua's floor of 50 ms would dominate trigger -> result (a fast PLC publishes every 10-20 ms).
   // It is a static: it holds for every node-opcua server in this process, and the sim started last sets it.
   Subscription.minimumPublishingInterval = o.minPublishingIntervalMs;
+  // The floor for items a client samples at a rate it names; also a static. Never raised: an item already
+  // sampling faster would trip node-opcua's assertion when its timer is set again. At least 1 ms: no busy timer.
+  MonitoredItem.minimumSamplingInterval = Math.min(MonitoredItem.minimumSamplingInterval, Math.max(1, o.minSamplingIntervalMs));
   return new OPCUAServer({
     port,
     host: o.host,
@@ -33,6 +54,9 @@ export function createServer(o: SimSettings, pkiDir: string, port: number): OPCU
     userCertificateManager,
     serverInfo: { applicationUri: 'urn:linegate:plc-sim', productUri: 'linegate-plc-sim', applicationName: { text: 'linegate simulated PLC', locale: 'en' } },
     buildInfo: { productName: 'linegate simulated PLC', manufacturerName: 'linegate' },
+    // Per server: what an item asking for sampling 0 on our tags is granted, and the window over which
+    // node-opcua folds a tag's changes into one notification (50 ms unset: a trigger would wait for it).
+    serverCapabilities: { minSupportedSampleRate: o.minSamplingIntervalMs },
     securityModes: sec.modes.map((m) => MessageSecurityMode[m]),
     securityPolicies: sec.policies.map((p) => SecurityPolicy[p]),
     allowAnonymous: sec.allowAnonymous,
@@ -43,8 +67,8 @@ export function createServer(o: SimSettings, pkiDir: string, port: number): OPCU
   });
 }
 
-/** Each tag as a writable variable, in the namespace its NodeId names. */
-export function createTags(server: OPCUAServer, options: SimSettings): Map<TagName, UAVariable> {
+/** Each tag as a writable variable, in the namespace its NodeId names; `initial`: the values a retentive restart kept. */
+export function createTags(server: OPCUAServer, options: SimSettings, initial?: ReadonlyMap<TagName, string | number | boolean>): Map<TagName, UAVariable> {
   const addressSpace = server.engine.addressSpace as AddressSpace;
   const own = addressSpace.getOwnNamespace();
   const folder = own.addFolder(addressSpace.rootFolder.objects, { browseName: 'PlcSim' });
@@ -60,7 +84,7 @@ export function createTags(server: OPCUAServer, options: SimSettings): Map<TagNa
       nodeId,
       browseName: tag,
       dataType: DataType[type],
-      value: { dataType: DataType[type], value: defaultValue(type) },
+      value: { dataType: DataType[type], value: initial?.get(tag) ?? defaultValue(type) },
       accessLevel: 'CurrentRead | CurrentWrite',
       userAccessLevel: 'CurrentRead | CurrentWrite',
       // 0: monitored items are fed on every change, not sampled: a trigger reaches linegate at once.
@@ -69,4 +93,18 @@ export function createTags(server: OPCUAServer, options: SimSettings): Map<TagNa
     vars.set(tag, v);
   }
   return vars;
+}
+
+/** One server's tags as a cycle uses them; every wait ends when `signal` (the server's life) aborts. */
+export function runPort(vars: ReadonlyMap<TagName, UAVariable>, types: Readonly<Record<TagName, TypeName>>, signal: AbortSignal): RunPort {
+  return {
+    signal,
+    has: (tag) => vars.has(tag),
+    get: (tag) => vars.get(tag)?.readValue().value.value,
+    set: (tag, value: TagValue) => void vars.get(tag)?.setValueFromSource({ dataType: DataType[types[tag]], value }),
+    waitFor: (tag, pred, ms) => {
+      const v = vars.get(tag);
+      return v === undefined ? Promise.resolve('timeout') : waitForValue(v, pred, ms, signal);
+    },
+  };
 }

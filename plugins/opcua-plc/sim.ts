@@ -3,26 +3,26 @@ import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { format } from 'node:util';
-import { DataType, setErrorLogger, setWarningLogger, type DataValue, type OPCUAServer, type UAVariable } from 'node-opcua';
+import type { OPCUAServer, UAVariable } from 'node-opcua';
 import { sleep, withTimeout } from '../../runtime/execute/bounded.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
-import { WRAP, parseSimOptions, percentile, type CycleOutcome, type SimEvents, type SimOptionsInput, type SimReport, type SimSettings, type TriggerRecord } from './sim-options.js';
-import { createServer, createTags } from './sim-server.js';
+import { PlcCycle, RETAINED, type CycleHost, type CycleStats, type RunPort, type TagValue } from './sim-cycle.js';
+import { RestartOptions, TriggerOptions, WRAP, parseOrThrow, parseSimOptions, percentile, type RestartMode, type RestartOptionsInput, type SimEvents, type SimOptionsInput, type SimReport, type SimSettings, type TriggerOptionsInput, type TriggerRecord } from './sim-options.js';
+import { createServer, createTags, runPort } from './sim-server.js';
+export { sendOpcuaLogsTo } from './sim-server.js';
+import { VisionWatch } from './sim-vision.js';
 import type { TagName } from './tags.js';
 
-export { parseSimOptions, SimOptions, type CycleOutcome, type HeartbeatLoss, type SimEvents, type SimOptionsInput, type SimReport, type SimSettings, type TriggerRecord } from './sim-options.js';
+export { parseSimOptions, SimOptions, type CycleOutcome, type HeartbeatLoss, type RestartMode, type RestartOptionsInput, type SimEvents, type SimOptionsInput, type SimReport, type SimSettings, type TriggerOptionsInput, type TriggerRecord } from './sim-options.js';
 
 /*
  * The PLC's side of linegate's handshake, as an OPC UA server, for tests, the
- * demo and `linegate plc-sim`. Per cycle the PLC: sets PartId and
- * TriggerCounter, raises Trigger, waits for ResultValid, checks the echo,
- * latches the verdict, raises ResultAck, waits for ResultValid to drop, drops
- * ResultAck and Trigger. No node-opcua type appears in an exported signature,
- * so runtime/ can use the sim without owning node-opcua's types.
+ * demo and `linegate plc-sim`: its lifecycle (start, fresh or retentive
+ * restart, stop), its timers (trigger rate, PlcHeartbeat, the vision
+ * watchdog) and its report. One cycle is in sim-cycle.ts, what the PLC sees
+ * of the vision side in sim-vision.ts. No node-opcua type appears in an
+ * exported signature, so runtime/ can use the sim without owning node-opcua's types.
  */
-
-type TagValue = string | number | boolean;
 
 /** One running server and everything tied to its life; a restart makes a new one. */
 interface Run {
@@ -30,6 +30,7 @@ interface Run {
   readonly vars: Map<TagName, UAVariable>;
   readonly abort: AbortController;
   readonly timers: NodeJS.Timeout[];
+  readonly port: RunPort;
 }
 
 const LAST_CYCLES = 50;
@@ -37,44 +38,24 @@ const LATENCY_WINDOW = 10_000;
 
 const stoppedError = (why: string): LinegateError => new LinegateError('LG_ERR_PLC_SIM_STOPPED', [why]);
 
-/** W27 warns about RSA PKCS#1 v1.5 (Basic128Rsa15), a policy the sim never offers. */
-const IRRELEVANT = /NODE-OPCUA-W27|--security-revert=CVE-2023-46809/;
-
-/** node-opcua writes its warnings with console.log; the CLI keeps stdout for JSON, so it sends them elsewhere. */
-export function sendOpcuaLogsTo(write: (line: string) => void): void {
-  const forward =
-    (level: string) =>
-    (_context: unknown, ...args: unknown[]): void => {
-      const text = format(...args);
-      if (!IRRELEVANT.test(text)) write(`node-opcua ${level}: ${text}`);
-    };
-  setWarningLogger(forward('warning'));
-  setErrorLogger(forward('error'));
-}
-
-/**
- * Resolves 'ok' once `pred` holds for the tag's value (now or after a change),
- * 'timeout' after `ms`, 'aborted' when the run ends: every wait is bounded.
- */
-function waitForValue(v: UAVariable, pred: (x: unknown) => boolean, ms: number, signal: AbortSignal): Promise<'ok' | 'timeout' | 'aborted'> {
-  if (signal.aborted) return Promise.resolve('aborted');
-  if (pred(v.readValue().value.value)) return Promise.resolve('ok');
-  return new Promise((resolve) => {
-    const done = (r: 'ok' | 'timeout' | 'aborted'): void => {
-      clearTimeout(timer);
-      v.off('value_changed', onChange);
-      signal.removeEventListener('abort', onAbort);
-      resolve(r);
-    };
-    const onChange = (dv: DataValue): void => {
-      if (pred(dv.value.value)) done('ok');
-    };
-    const onAbort = (): void => done('aborted');
-    const timer = setTimeout(() => done('timeout'), ms);
-    v.on('value_changed', onChange);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
+/** The cycles' counts, and those of the PLC's own timers and of what it sees on ResultValid. */
+const newStats = (): CycleStats & { heartbeatLosses: number; skippedTicks: number; notReadyTicks: number; duplicateAnswers: number; strayResults: number; restarts: Record<RestartMode, number> } => ({
+  triggers: 0,
+  verdicts: { 0: 0, 1: 0, 2: 0, 3: 0 },
+  invalidVerdicts: 0,
+  timeouts: 0,
+  echoMismatches: 0,
+  validStuck: 0,
+  notReady: 0,
+  staleLatches: 0,
+  reasks: 0,
+  heartbeatLosses: 0,
+  skippedTicks: 0,
+  notReadyTicks: 0,
+  duplicateAnswers: 0,
+  strayResults: 0,
+  restarts: { fresh: 0, retentive: 0 },
+});
 
 export class SimulatedPlc extends EventEmitter<SimEvents> {
   readonly options: SimSettings;
@@ -86,20 +67,23 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
   /** Lifecycle steps (restart, stop) run one after the other. */
   #lifecycle: Promise<void> = Promise.resolve();
   #stopped: Promise<void> | undefined;
+  /** Aborted by stop(): ends a restart's down time early. */
+  readonly #stopping = new AbortController();
+  /** Cycles waiting for the server a retentive restart brings back; undefined when no such restart is under way. */
+  #awaitingRun: { resolve: (port: RunPort) => void; reject: (e: Error) => void }[] | undefined;
   /** Cycles run one at a time: each waits for the one before it. */
   #cycles: Promise<unknown> = Promise.resolve();
   #queued = 0;
   #counter = 0;
-  /** When Trigger last went low (performance.now()); 0: never raised since the start. */
+  /** When Trigger last went low (performance.now()); 0: never raised since a fresh start. */
   #lowSince = 0;
-  #ready = false;
-  #lastBeatAt = 0;
-  #beatLost = false;
   #heartbeatPaused = false;
+  readonly #vision: VisionWatch;
 
-  readonly #stats = { triggers: 0, verdicts: { 0: 0, 1: 0, 2: 0, 3: 0 }, invalidVerdicts: 0, timeouts: 0, echoMismatches: 0, validStuck: 0, heartbeatLosses: 0, skippedTicks: 0, restarts: 0 };
+  readonly #stats = newStats();
   readonly #lastCycles: TriggerRecord[] = [];
   readonly #latencies: number[] = [];
+  readonly #host: CycleHost;
 
   private constructor(options: SimSettings, pkiDir: string, ownPki: boolean) {
     super();
@@ -107,6 +91,33 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     this.pkiDir = pkiDir;
     this.#ownPki = ownPki;
     this.#port = options.port;
+    const stats = this.#stats;
+    this.#vision = new VisionWatch(options, {
+      ready: (ready) => this.emit('ready', ready),
+      heartbeatLost: (silentMs) => {
+        stats.heartbeatLosses++;
+        this.emit('heartbeat-lost', { silentMs: Math.round(silentMs), at: new Date().toISOString() });
+      },
+      duplicateAnswer: () => void stats.duplicateAnswers++,
+      strayResult: () => void stats.strayResults++,
+    });
+    const wrap = WRAP[options.types.triggerCounter] ?? 0x100000000;
+    this.#host = {
+      options,
+      stats,
+      server: () => this.#server(),
+      untilInterlock: (ms, signal) => this.#vision.untilInterlock(ms, signal),
+      lowFor: () => (this.#lowSince === 0 ? Infinity : performance.now() - this.#lowSince),
+      lowered: () => void (this.#lowSince = performance.now()),
+      raise: (raising) => this.#vision.raise(raising),
+      nextCounter: () => (this.#counter + 1) % wrap,
+      useCounter: (counter) => void (this.#counter = counter),
+      partIdFor: (counter) => (options.types.partId === 'String' ? `${options.partIdPrefix}${String(counter).padStart(6, '0')}` : String(counter)),
+      latency: (ms) => {
+        this.#latencies.push(ms);
+        if (this.#latencies.length > LATENCY_WINDOW) this.#latencies.shift();
+      },
+    };
   }
 
   /** Starts the server; resolves once it listens. The first start in a fresh pkiDir also creates the server certificate. */
@@ -116,7 +127,7 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     const pkiDir = options.security.pkiDir === undefined ? mkdtempSync(path.join(os.tmpdir(), 'linegate-plc-sim-pki-')) : path.resolve(options.security.pkiDir);
     const plc = new SimulatedPlc(options, pkiDir, ownPki);
     try {
-      await plc.#up();
+      await plc.#up(undefined);
     } catch (e) {
       if (ownPki) rmSync(pkiDir, { recursive: true, force: true });
       throw e;
@@ -165,17 +176,32 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
   }
 
   /**
-   * One manual cycle; waits for a running cycle first. Resolves when the cycle ends (acked, echo mismatch, or timeout).
+   * One manual cycle; waits for a running cycle first, then for the interlock (at most resultTimeoutMs: else it ends
+   * 'not-ready'). Resolves when the cycle ends (acked, echo mismatch, timeout, not ready).
    * `counter` replaces the next TriggerCounter, to play a faulty PLC: the last counter again is a repeated trigger
    * (a PLC retrying after a reconnect), a jump is triggers the vision side never saw. Later cycles count on from it.
+   * `ack: false` latches the verdict but never raises ResultAck; `ackDelayMs` replaces the option for this cycle.
    */
-  trigger(partId?: string, options: { readonly counter?: number } = {}): Promise<TriggerRecord> {
+  trigger(partId?: string, options: TriggerOptionsInput = {}): Promise<TriggerRecord> {
     if (this.#stopped !== undefined) return Promise.reject(stoppedError('trigger() after stop()'));
-    const { counter } = options;
-    if (counter !== undefined && (!Number.isInteger(counter) || counter < 0 || counter >= (WRAP[this.options.types.triggerCounter] ?? 0x100000000))) {
-      return Promise.reject(new LinegateError('LG_ERR_PLC_SIM_CONFIG', ['trigger(counter)', `${counter} is not a ${this.options.types.triggerCounter} counter value`]));
+    const o = this.options;
+    try {
+      const t = parseOrThrow(TriggerOptions, options, 'trigger');
+      if (t.counter !== undefined && t.counter >= (WRAP[o.types.triggerCounter] ?? 0x100000000)) {
+        throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', ['trigger.counter', `${t.counter} is not a ${o.types.triggerCounter} counter value`], { path: 'trigger.counter' });
+      }
+      if (partId !== undefined && o.types.partId !== 'String' && !/^\d+$/.test(partId)) {
+        throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', ['trigger.partId', `PartId is a ${o.types.partId} tag: "${partId}" is not a whole number`], { path: 'trigger.partId' });
+      }
+      return this.#enqueue(partId, t.counter, t.ack, t.ackDelayMs ?? o.ackDelayMs);
+    } catch (e) {
+      return Promise.reject(e as Error);
     }
-    return this.#enqueue(partId, counter);
+  }
+
+  /** Resolves true once the interlock is open (at once if it is), false after `timeoutMs` or when `signal` aborts. */
+  async waitForInterlock(o: { readonly timeoutMs: number; readonly signal?: AbortSignal }): Promise<boolean> {
+    return (await this.#vision.untilInterlock(o.timeoutMs, o.signal ?? this.#stopping.signal)) === 'ok';
   }
 
   /** Stops or resumes PlcHeartbeat while the server stays up: a PLC put in STOP, whose OPC UA server still answers. */
@@ -183,13 +209,26 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     this.#heartbeatPaused = !running;
   }
 
-  /** Stops and starts again on the same port and PKI; every tag value is back to its initial value, the counter at 0. */
-  restart(): Promise<void> {
+  /**
+   * Stops and starts again on the same port and PKI, after `downMs`. 'fresh': every tag back to its initial value,
+   * the counter at 0, the cycles in progress end with LG_ERR_PLC_SIM_STOPPED. 'retentive': the data block keeps every
+   * value and the counter; the start-up resets Trigger and ResultAck; a cycle that had not latched its verdict asks
+   * again (same PartId and counter) once the interlock opens, one that had completes.
+   */
+  restart(input: RestartOptionsInput = {}): Promise<void> {
     if (this.#stopped !== undefined) return Promise.reject(stoppedError('restart() after stop()'));
+    let r: { mode: RestartMode; downMs: number };
+    try {
+      r = parseOrThrow(RestartOptions, input, 'restart');
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
     const step = this.#lifecycle.then(async () => {
-      await this.#down();
-      this.#stats.restarts++;
-      await this.#up();
+      const retained = await this.#down(r.mode);
+      this.#stats.restarts[r.mode]++;
+      if (r.downMs > 0) await sleep(r.downMs, this.#stopping.signal);
+      if (this.#stopping.signal.aborted) throw stoppedError('stop() during the restart');
+      await this.#up(retained);
     });
     this.#lifecycle = step.catch(() => undefined);
     return step;
@@ -197,9 +236,11 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
 
   /** Shuts the server down for good; idempotent. A cycle in progress rejects with LG_ERR_PLC_SIM_STOPPED. */
   stop(): Promise<void> {
+    this.#stopping.abort();
     this.#stopped ??= this.#lifecycle.then(async () => {
       try {
-        await this.#down();
+        await this.#down('stop');
+        this.#releaseAwaiting(stoppedError('stop() during a retentive restart'));
       } finally {
         if (this.#ownPki) rmSync(this.pkiDir, { recursive: true, force: true });
       }
@@ -219,45 +260,85 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
       echoMismatches: s.echoMismatches,
       validStuck: s.validStuck,
       heartbeatLosses: s.heartbeatLosses,
-      visionReady: this.#ready,
+      visionReady: this.#vision.ready,
       skippedTicks: s.skippedTicks,
-      restarts: s.restarts,
+      notReadyTicks: s.notReadyTicks,
+      notReady: s.notReady,
+      duplicateAnswers: s.duplicateAnswers,
+      strayResults: s.strayResults,
+      staleLatches: s.staleLatches,
+      reasks: s.reasks,
+      interlockOpen: this.#vision.interlockOpen(),
+      restarts: s.restarts.fresh + s.restarts.retentive,
+      restartsByMode: { ...s.restarts },
       latencyMs: sorted.length === 0 ? null : { p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: sorted.length },
       lastCycles: [...this.#lastCycles],
     };
   }
 
-  async #up(): Promise<void> {
+  /** A new server; `retained`: the data block a retentive restart kept, else every tag starts at its initial value. */
+  async #up(retained: ReadonlyMap<TagName, TagValue> | undefined): Promise<void> {
     const o = this.options;
+    // The PLC program's start-up: whatever the data block kept, no part is being asked about or acknowledged.
+    const initial = retained === undefined ? undefined : new Map<TagName, TagValue>([...retained, ['trigger', false], ['resultAck', false]]);
     const server = createServer(o, this.pkiDir, this.#port);
     try {
       await server.initialize();
-      const vars = createTags(server, o);
+      const vars = createTags(server, o, initial);
       await server.start();
       this.#port = server.endpoints[0]?.port ?? this.#port;
-      const run: Run = { server, vars, abort: new AbortController(), timers: [] };
+      const abort = new AbortController();
+      const run: Run = { server, vars, abort, timers: [], port: runPort(vars, o.types, abort.signal) };
       this.#run = run;
-      this.#counter = 0;
-      this.#lowSince = 0;
-      this.#setReady(false);
+      if (retained === undefined) this.#counter = 0;
+      this.#lowSince = retained === undefined ? 0 : performance.now();
+      this.#vision.attach(vars);
       this.#startTimers(run);
+      for (const w of this.#awaitingRun ?? []) w.resolve(run.port);
+      this.#awaitingRun = undefined;
     } catch (e) {
       await withTimeout(server.shutdown(0), 5000, () => new Error('shutdown timed out')).catch(() => undefined);
-      throw new LinegateError('LG_ERR_PLC_SIM_START', [`${o.host}:${this.#port}`, messageOf(e)], { cause: e });
+      const err = new LinegateError('LG_ERR_PLC_SIM_START', [`${o.host}:${this.#port}`, messageOf(e)], { cause: e });
+      this.#releaseAwaiting(stoppedError(`the server did not come back: ${err.message}`));
+      throw err;
     }
   }
 
-  async #down(): Promise<void> {
+  /** Takes the server down; for a retentive restart, returns the data block and lets the cycles wait for the next server. */
+  async #down(mode: RestartMode | 'stop'): Promise<ReadonlyMap<TagName, TagValue> | undefined> {
     const run = this.#run;
-    if (run === undefined) return;
+    if (run === undefined) return undefined;
     this.#run = undefined;
     for (const t of run.timers) clearInterval(t);
-    run.abort.abort(stoppedError('the server went down during the cycle'));
-    // Cycles end promptly on abort (every wait listens to it); bounded all the same.
-    await withTimeout(this.#cycles, 2000, () => new Error('cycle did not end')).catch(() => undefined);
+    let retained: Map<TagName, TagValue> | undefined;
+    if (mode === 'retentive') {
+      retained = new Map([...run.vars].map(([tag, v]) => [tag, v.readValue().value.value as TagValue]));
+      this.#awaitingRun ??= [];
+      run.abort.abort(RETAINED);
+    } else {
+      run.abort.abort(stoppedError('the server went down during the cycle'));
+      // Cycles end promptly on abort (every wait listens to it); bounded all the same.
+      await withTimeout(this.#cycles, 2000, () => new Error('cycle did not end')).catch(() => undefined);
+    }
     // Timeout 0: a PLC that goes down does not announce it, and tests should not wait for a grace period.
     await withTimeout(run.server.shutdown(0), 10_000, () => new Error('server shutdown timed out')).catch(() => undefined);
-    this.#setReady(false);
+    this.#vision.detach();
+    return retained;
+  }
+
+  /** The server a cycle works on: now, after the retentive restart under way, or never. */
+  #server(): Promise<RunPort> {
+    const run = this.#run;
+    if (run !== undefined) return Promise.resolve(run.port);
+    const awaiting = this.#awaitingRun;
+    if (awaiting === undefined) return Promise.reject(stoppedError('the server is down'));
+    // Bounded by the restart: #up resolves or releases every waiter, and so does stop().
+    return new Promise((resolve, reject) => awaiting.push({ resolve, reject }));
+  }
+
+  #releaseAwaiting(err: Error): void {
+    for (const w of this.#awaitingRun ?? []) w.reject(err);
+    this.#awaitingRun = undefined;
   }
 
   #startTimers(run: Run): void {
@@ -265,144 +346,37 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     if (o.triggerRateHz > 0) {
       run.timers.push(
         setInterval(() => {
-          if (this.#queued > 0) {
-            this.#stats.skippedTicks++;
-            return;
-          }
+          if (this.#queued > 0) this.#stats.skippedTicks++;
+          // The PLC program's interlock: no Trigger for a vision side that is not ready; the part is rejected.
+          else if (!this.#vision.interlockOpen()) this.#stats.notReadyTicks++;
           // A timer cycle that ends with the server going down is no one's error.
-          this.#enqueue(undefined).catch(() => undefined);
+          else this.#enqueue(undefined, undefined, true, o.ackDelayMs).catch(() => undefined);
         }, 1000 / o.triggerRateHz),
       );
     }
     if (o.heartbeatMs > 0 && run.vars.has('plcHeartbeat')) {
-      const type = o.types.plcHeartbeat;
-      let beat = 0;
+      const wrap = WRAP[o.types.plcHeartbeat] ?? 0x10000;
+      // Counts on from what the data block holds: a retentive restart keeps it.
+      let beat = Number(run.port.get('plcHeartbeat') ?? 0);
       run.timers.push(
         setInterval(() => {
           if (this.#heartbeatPaused) return;
-          beat = (beat + 1) % (WRAP[type] ?? 0x10000);
-          this.#set(run, 'plcHeartbeat', beat);
+          beat = (beat + 1) % wrap;
+          run.port.set('plcHeartbeat', beat);
         }, o.heartbeatMs),
       );
     }
-    const ready = run.vars.get('visionReady');
-    const heartbeat = run.vars.get('visionHeartbeat');
-    ready?.on('value_changed', (dv: DataValue) => this.#setReady(dv.value.value === true));
-    let lastBeat: unknown = heartbeat?.readValue().value.value;
-    heartbeat?.on('value_changed', (dv: DataValue) => {
-      // A rewrite of the same number is a stuck counter, not a heartbeat (value_changed also fires on a new timestamp).
-      if (dv.value.value === lastBeat) return;
-      lastBeat = dv.value.value;
-      this.#lastBeatAt = performance.now();
-      this.#beatLost = false;
-    });
-    run.timers.push(setInterval(() => this.#watchdog(), Math.max(10, Math.min(100, o.visionWatchdogMs / 4))));
+    run.timers.push(setInterval(() => this.#vision.watchdog(), Math.max(10, Math.min(100, o.visionWatchdogMs / 4))));
   }
 
-  #setReady(ready: boolean): void {
-    if (ready === this.#ready) return;
-    this.#ready = ready;
-    // Becoming ready starts the watchdog afresh: the first heartbeat is due one period from now.
-    this.#lastBeatAt = performance.now();
-    this.#beatLost = false;
-    this.emit('ready', ready);
-  }
-
-  #watchdog(): void {
-    if (!this.#ready || this.#beatLost) return;
-    const silentMs = performance.now() - this.#lastBeatAt;
-    if (silentMs <= this.options.visionWatchdogMs) return;
-    // Latched until the heartbeat moves again: one loss is one event, not one per check.
-    this.#beatLost = true;
-    this.#stats.heartbeatLosses++;
-    this.emit('heartbeat-lost', { silentMs: Math.round(silentMs), at: new Date().toISOString() });
-  }
-
-  #enqueue(partId: string | undefined, counter?: number): Promise<TriggerRecord> {
+  #enqueue(partId: string | undefined, counter: number | undefined, ack: boolean, ackDelayMs: number): Promise<TriggerRecord> {
     this.#queued++;
-    const cycle = this.#cycles.then(() => this.#cycle(partId, counter)).finally(() => this.#queued--);
+    const cycle = this.#cycles
+      .then(() => new PlcCycle(this.#host, { partId, counter, ack, ackDelayMs }).run())
+      .then((r) => this.#record(r))
+      .finally(() => this.#queued--);
     this.#cycles = cycle.catch(() => undefined);
     return cycle;
-  }
-
-  #set(run: Run, tag: TagName, value: TagValue): void {
-    run.vars.get(tag)?.setValueFromSource({ dataType: DataType[this.options.types[tag]], value });
-  }
-
-  #get(run: Run, tag: TagName): unknown {
-    return run.vars.get(tag)?.readValue().value.value;
-  }
-
-  async #cycle(partIdArg: string | undefined, counterArg: number | undefined): Promise<TriggerRecord> {
-    const run = this.#run;
-    if (run === undefined || run.abort.signal.aborted) throw stoppedError('the server is down');
-    const o = this.options;
-    const signal = run.abort.signal;
-    const valid = run.vars.get('resultValid') as UAVariable;
-    if (partIdArg !== undefined && o.types.partId !== 'String' && !/^\d+$/.test(partIdArg)) {
-      throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', ['trigger(partId)', `PartId is a ${o.types.partId} tag: "${partIdArg}" is not a whole number`]);
-    }
-    // A subscription folds the changes inside one sampling interval into the last of them: a low pulse
-    // shorter than the vision side's sampling interval would make two parts one long trigger.
-    const lowFor = this.#lowSince === 0 ? Infinity : performance.now() - this.#lowSince;
-    if (lowFor < o.triggerLowMs) await sleep(o.triggerLowMs - lowFor, signal);
-    if (signal.aborted) throw signal.reason as Error;
-    this.#counter = counterArg ?? (this.#counter + 1) % (WRAP[o.types.triggerCounter] ?? 0x100000000);
-    const counter = this.#counter;
-    const partId = partIdArg ?? (o.types.partId === 'String' ? `${o.partIdPrefix}${String(counter).padStart(6, '0')}` : String(counter));
-    const at = new Date().toISOString();
-    this.#set(run, 'partId', o.types.partId === 'String' ? partId : Number(partId));
-    this.#set(run, 'triggerCounter', counter);
-    this.#set(run, 'trigger', true);
-    this.#stats.triggers++;
-    const t0 = performance.now();
-
-    // Level, not edge: a ResultValid left high by the previous part is read at once, and its stale echo is what gives it away.
-    const answered = await waitForValue(valid, (x) => x === true, o.resultTimeoutMs, signal);
-    const latencyMs = Math.round((performance.now() - t0) * 10) / 10;
-    if (answered === 'aborted') throw signal.reason as Error;
-    if (answered === 'timeout') {
-      this.#set(run, 'trigger', false);
-      this.#lowSince = performance.now();
-      this.#stats.timeouts++;
-      return this.#record({ partId, counter, outcome: 'timeout', verdict: 0, rejectCode: 0, latencyMs, at });
-    }
-
-    const echo = { partId: String(this.#get(run, 'resultPartId') ?? ''), counter: Number(this.#get(run, 'resultCounter') ?? -1) };
-    const verdict = Number(this.#get(run, 'verdict'));
-    const rejectCode = Number(this.#get(run, 'rejectCode'));
-    const score = run.vars.has('score') ? Number(this.#get(run, 'score')) : undefined;
-    const modelVersion = run.vars.has('modelVersion') ? String(this.#get(run, 'modelVersion')) : undefined;
-    const outcome: CycleOutcome = echo.partId === partId && echo.counter === counter ? 'ok' : 'echo-mismatch';
-    if (outcome === 'echo-mismatch') this.#stats.echoMismatches++;
-    else if (verdict === 0 || verdict === 1 || verdict === 2 || verdict === 3) this.#stats.verdicts[verdict]++;
-    else this.#stats.invalidVerdicts++;
-    if (outcome === 'ok') {
-      this.#latencies.push(latencyMs);
-      if (this.#latencies.length > LATENCY_WINDOW) this.#latencies.shift();
-    }
-
-    // Acked even on a mismatch: the PLC has rejected the part, and linegate must be able to finish the handshake and take the next one.
-    this.#set(run, 'resultAck', true);
-    const dropped = await waitForValue(valid, (x) => x !== true, o.resultTimeoutMs, signal);
-    if (dropped === 'aborted') throw signal.reason as Error;
-    this.#set(run, 'resultAck', false);
-    this.#set(run, 'trigger', false);
-    this.#lowSince = performance.now();
-    if (dropped === 'timeout') this.#stats.validStuck++;
-    return this.#record({
-      partId,
-      counter,
-      outcome,
-      verdict,
-      rejectCode,
-      ...(score === undefined ? {} : { score }),
-      ...(modelVersion === undefined ? {} : { modelVersion }),
-      echo,
-      latencyMs,
-      ...(dropped === 'timeout' ? { validStuck: true as const } : {}),
-      at,
-    });
   }
 
   #record(r: TriggerRecord): TriggerRecord {

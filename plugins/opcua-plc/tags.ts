@@ -3,13 +3,16 @@ import { z } from 'zod';
 /**
  * The PLC tag map: which OPC UA node holds each signal of the handshake.
  * NodeIds are strings as the PLC's server shows them, e.g. the Siemens quoted
- * form `ns=3;s="VisionDB"."Trigger"`. One map per station; the simulated PLC
- * serves the same map.
+ * form `ns=3;s="VisionDB"."Trigger"`, or with the namespace's URI
+ * (`nsu=http://www.siemens.com/simatic-s7-opcua;s="VisionDB"."Trigger"`),
+ * which linegate resolves to an index at every connect: a server may number
+ * its namespaces differently after an update or a restart. One map per
+ * station; the simulated PLC serves the same map.
  */
-const NodeIdString = z
+export const NodeIdString = z
   .string()
   .min(1)
-  .regex(/^(ns=\d+;)?[isgb]=.+$/, 'an OPC UA NodeId such as ns=3;s="VisionDB"."Trigger" or ns=2;i=1001');
+  .regex(/^(ns=\d+;|nsu=[^;]+;)?[isgb]=.+$/, 'an OPC UA NodeId such as ns=3;s="VisionDB"."Trigger", nsu=<namespace URI>;s=... or ns=2;i=1001');
 
 export const TagMap = z
   .object({
@@ -35,6 +38,45 @@ export const TagMap = z
 export type TagMap = z.infer<typeof TagMap>;
 export type TagName = keyof TagMap;
 
+/** Tags a PLC may leave out, and what linegate cannot do without each (said at start). */
+export const OPTIONAL_TAGS = {
+  plcHeartbeat: "the PLC watchdog: a PLC in STOP whose OPC UA server still answers is not noticed",
+  busy: 'Busy: the PLC cannot see that an inspection is running',
+  score: 'the defect score with each verdict',
+  modelVersion: 'the model version with each verdict',
+} as const satisfies Partial<Record<TagName, string>>;
+export type OptionalTag = keyof typeof OPTIONAL_TAGS;
+
+/**
+ * The map as PLCs have it: one data block whose variables carry the default
+ * names, in one namespace (an index, or a URI resolved at connect), with the
+ * optional tags it lacks listed and the odd NodeId given where it differs.
+ */
+export const TagBlock = z
+  .object({
+    namespace: z
+      .union([z.number().int().min(1), z.string().min(1).regex(/^[^;]+$/, 'a namespace URI has no ";"')])
+      .describe('namespace index (3 on a Siemens S7-1500) or URI (survives a server that renumbers its namespaces)'),
+    block: z.string().min(1).default('VisionDB').describe('the data block that holds the handshake variables'),
+    omit: z.array(z.enum(Object.keys(OPTIONAL_TAGS) as [OptionalTag, ...OptionalTag[]])).default([]).describe('optional tags this PLC does not have'),
+    nodes: z.partialRecord(TagMap.keyof(), NodeIdString).default({}).describe('NodeIds that do not follow the block layout'),
+  })
+  .strict();
+export type TagBlock = z.infer<typeof TagBlock>;
+
+/** The tag map from either form a station file may use. */
+export function tagMapOf(tags: TagMap | TagBlock): TagMap {
+  if (!('block' in tags)) return tags;
+  const map: Record<string, string> = { ...defaultTagMap(tags.namespace, tags.block), ...tags.nodes };
+  for (const tag of tags.omit) delete map[tag];
+  return TagMap.parse(map);
+}
+
+/** The optional tags a map leaves out, each with what goes missing: reported at start, never a silent switch. */
+export function omittedTags(map: TagMap): { readonly tag: OptionalTag; readonly without: string }[] {
+  return (Object.keys(OPTIONAL_TAGS) as OptionalTag[]).filter((t) => map[t] === undefined).map((tag) => ({ tag, without: OPTIONAL_TAGS[tag] }));
+}
+
 /** The tags linegate writes, and those it only reads. */
 export const WRITTEN_TAGS: readonly TagName[] = ['resultPartId', 'verdict', 'rejectCode', 'score', 'resultCounter', 'modelVersion', 'resultValid', 'busy', 'visionReady', 'visionHeartbeat'];
 export const READ_TAGS: readonly TagName[] = ['trigger', 'partId', 'triggerCounter', 'resultAck', 'plcHeartbeat'];
@@ -42,9 +84,10 @@ export const READ_TAGS: readonly TagName[] = ['trigger', 'partId', 'triggerCount
 /** Verdict values on the wire (OPC 40001-101 ResultEvaluationEnum). */
 export const VERDICT_CODE = { undefined: 0, pass: 1, fail: 2, error: 3 } as const;
 
-/** The tag map of the simulated PLC and of the demo: a Siemens-style data block in namespace 1. */
-export function defaultTagMap(ns = 1, db = 'VisionDB'): TagMap {
-  const t = (name: string): string => `ns=${ns};s="${db}"."${name}"`;
+/** The tag map of the simulated PLC and of the demo: a Siemens-style data block, in namespace 1 unless told (an index or a URI). */
+export function defaultTagMap(ns: number | string = 1, db = 'VisionDB'): TagMap {
+  const prefix = typeof ns === 'number' ? `ns=${ns}` : `nsu=${ns}`;
+  const t = (name: string): string => `${prefix};s="${db}"."${name}"`;
   return {
     trigger: t('Trigger'),
     partId: t('PartId'),

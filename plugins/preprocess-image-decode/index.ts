@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { z } from 'zod';
-import { definePlugin, type RawImage } from '../../runtime/contract.js';
+import { definePlugin, type EncodedImage, type RawImage } from '../../runtime/contract.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import { decodeBmp, isBmp } from './bmp.js';
 
@@ -11,6 +11,18 @@ const Config = z
     autoOrient: z.boolean().default(true).describe('apply the EXIF orientation'),
   })
   .strict();
+
+/**
+ * Why a frame holds no image at all, or undefined. Checked first: an empty raw
+ * frame whose channels already fit would otherwise pass straight on to the
+ * model, and sharp's "Input Buffer is empty" does not tell an operator that
+ * the camera or FTP upload wrote an empty file.
+ */
+function emptiness(image: EncodedImage | RawImage): string | undefined {
+  if (image.kind === 'encoded') return image.data.length === 0 ? '0 bytes: the file is empty' : undefined;
+  const { width, height } = image;
+  return Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0 ? undefined : `raw frame of ${width}x${height} pixels holds no image`;
+}
 
 export const imageDecode = definePlugin({
   manifest: {
@@ -29,6 +41,8 @@ export const imageDecode = definePlugin({
       async run(part, ctx) {
         ctx.signal.throwIfAborted();
         const frameImage = part.frame.image;
+        const empty = emptiness(frameImage);
+        if (empty !== undefined) throw new LinegateError('LG_ERR_IMAGE_DECODE', [part.frame.ref, empty], { step: ctx.step });
         let src = frameImage;
         if (frameImage.kind === 'encoded' && isBmp(frameImage.data)) {
           try {
@@ -41,11 +55,12 @@ export const imageDecode = definePlugin({
           throw new LinegateError('LG_ERR_IMAGE_FORMAT', [part.frame.ref, `${src.data.length} bytes for ${src.width}x${src.height}x${src.channels}`], { step: ctx.step });
         }
         if (src.kind === 'raw' && src.channels === channels && (src.colorOrder === config.color || channels === 1)) return { image: src };
-        const input =
-          src.kind === 'raw'
-            ? sharp(src.data, { raw: { width: src.width, height: src.height, channels: src.channels }, limitInputPixels: config.maxPixels })
-            : sharp(src.data, { failOn: 'error', limitInputPixels: config.maxPixels, sequentialRead: true });
         try {
+          // Inside the try: sharp's constructor itself throws on input it cannot take.
+          const input =
+            src.kind === 'raw'
+              ? sharp(src.data, { raw: { width: src.width, height: src.height, channels: src.channels }, limitInputPixels: config.maxPixels })
+              : sharp(src.data, { failOn: 'error', limitInputPixels: config.maxPixels, sequentialRead: true });
           // A BGR raw frame is swapped to RGB first: sharp treats 3-channel raw input as RGB.
           const pipeline = (src.kind === 'raw' && src.colorOrder === 'BGR' ? input.recomb([[0, 0, 1], [0, 1, 0], [1, 0, 0]]) : input);
           const oriented = config.autoOrient && src.kind === 'encoded' ? pipeline.rotate() : pipeline;

@@ -42,6 +42,20 @@ export const StationSettings = z
     sinkQueueSize: z.number().int().min(1).max(1_000_000).default(10_000).describe('results a background sink may fall behind'),
     initTimeoutMs: z.number().int().min(1).max(600_000).default(30_000),
     closeTimeoutMs: z.number().int().min(1).max(600_000).default(10_000),
+    hungAfterMs: z
+      .number()
+      .int()
+      .min(1)
+      .max(3_600_000)
+      .optional()
+      .describe('how long a step may keep running after its part\'s budget ran out before it is reported hung; default: 3 x cycleBudgetMs, at least 1000 ms'),
+    healthWindowMs: z
+      .number()
+      .int()
+      .min(10)
+      .max(600_000)
+      .default(5000)
+      .describe('the frame loop logs drops at most once per window, and reports degraded until a whole window passes without a drop'),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -51,6 +65,16 @@ export const StationSettings = z
     }
   });
 export type StationSettings = z.infer<typeof StationSettings>;
+
+/**
+ * When a step still running past its part's budget counts as hung. A run a few budgets long is a
+ * slow part (a cold cache, a GC pause, a busy CPU), not a fault: only one that has taken 4 budgets
+ * in all (3 past the end of the first) is worth an operator's attention. The 1 s floor keeps short
+ * budgets (a 50 ms line) from calling every scheduling hiccup of a small box a hang.
+ */
+export function hungAfterMs(settings: Pick<StationSettings, 'cycleBudgetMs' | 'hungAfterMs'>): number {
+  return settings.hungAfterMs ?? Math.max(3 * settings.cycleBudgetMs, 1000);
+}
 
 export const StationFile = z
   .object({

@@ -6,7 +6,7 @@ import { makeContext } from './context.js';
 
 export interface StartedStep<I> {
   readonly step: PlannedStep;
-  /** The instance behind the closed-guard, for what it declares (caps), never for calls. */
+  /** The instance behind the closed-guard: for what it declares (caps, services), and for sync calls the station makes only while the step is up (health). */
   readonly raw: I;
   readonly instance: I;
   readonly ctx: PluginContext;

@@ -1,46 +1,38 @@
 import { performance } from 'node:perf_hooks';
-import type { Frame, FrameInput, Logger, Part, PartPatch, SourceInstance, StageInstance } from '../contract.js';
-import { LinegateError, isLinegateError, messageOf } from '../errors.js';
+import type { Frame, FrameInput, Health, Logger, SourceInstance, StageInstance } from '../contract.js';
+import { LinegateError, messageOf } from '../errors.js';
 import type { InspectionResult } from '../result.js';
 import type { Plan } from '../compile/compile.js';
-import type { StationSettings } from '../config/station-schema.js';
-import { partChannel, stageChannel, type PartTiming, type StageTiming } from '../observability/channels.js';
-import { Histogram } from '../observability/histogram.js';
-import { raceAbort, withTimeout } from './bounded.js';
+import { hungAfterMs, type StationSettings } from '../config/station-schema.js';
+import { partChannel, type PartTiming } from '../observability/channels.js';
+import { raceAbort } from './bounded.js';
 import { withSignal } from './context.js';
+import { DropReporter } from './drops.js';
 import type { StartedStep } from './lifecycle.js';
 import { buildResult, type Outcome } from './outcome.js';
+import { settlePart } from './settle.js';
 import type { SinkDispatcher } from './sinks.js';
+import { Slots, type Slot } from './slots.js';
+import { runStages } from './stages.js';
+import { Tally, type RunSummary } from './tally.js';
+import { Wake } from './wake.js';
 
-export interface RunSummary {
-  readonly frames: number;
-  readonly pass: number;
-  readonly fail: number;
-  readonly error: number;
-  readonly dropped: number;
-  readonly fps: number;
-  readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number };
-}
+export type { RunSummary } from './tally.js';
 
 export interface LoopHooks {
   onResult(result: InspectionResult): void;
   onDrop(result: InspectionResult): void;
+  /** The loop takes no more frames (the source ended, `maxFrames`, `stop()`); called once, before the drain. */
+  onStopping(): void;
 }
 
 interface Pending {
   readonly frame: Frame;
   /** performance.now() when the frame arrived: the cycle budget runs from here. */
   readonly arrivedAt: number;
+  /** Ends the part when its budget runs out while it still waits for a slot. */
+  expiry: NodeJS.Timeout | undefined;
 }
-
-/** Which part slot each caps type fills; a stage that promises a slot must fill it. */
-const SLOT: Record<string, keyof Part | undefined> = {
-  'image/raw': 'image',
-  tensor: 'tensors',
-  'model/output': 'outputs',
-  findings: 'findings',
-  decision: 'decision',
-};
 
 /**
  * The frame loop: pulls frames from the source into a bounded queue, inspects
@@ -60,15 +52,14 @@ export class FrameLoop {
   readonly #hooks: LoopHooks;
   readonly #stop = new AbortController();
   readonly #queue: Pending[] = [];
-  readonly #inFlight = new Set<Promise<void>>();
-  /** Results of dropped frames on their way to the sinks: drained, but they hold no inspection slot. */
-  readonly #reports = new Set<Promise<void>>();
-  readonly #latency = new Histogram();
-  readonly #counts = { frames: 0, pass: 0, fail: 0, error: 0, dropped: 0 };
-  #firstAt: number | undefined;
+  /** Parts on their way to a result (inspected, or expired in the queue): the drain waits for each. */
+  readonly #parts = new Set<Promise<void>>();
+  readonly #slots: Slots;
+  readonly #drops: DropReporter;
+  readonly #wake = new Wake();
+  readonly #tally = new Tally();
   #sequence = 0;
-  /** Wakes the pump when a slot frees up under the `block` policy. */
-  #slotFreed: (() => void) | undefined;
+  #phase: 'inspecting' | 'draining' | 'ended' = 'inspecting';
 
   constructor(args: {
     plan: Plan;
@@ -85,13 +76,15 @@ export class FrameLoop {
     this.#sinks = args.sinks;
     this.#log = args.log;
     this.#hooks = args.hooks;
+    this.#slots = new Slots({ size: this.#settings.maxInFlight, hungAfterMs: hungAfterMs(this.#settings), log: args.log });
+    this.#drops = new DropReporter({ plan: args.plan, sinks: args.sinks, log: args.log, onDrop: (r) => this.#tell('drop', () => this.#hooks.onDrop(r)) });
   }
 
   /** Stops taking frames; what has arrived is still inspected and delivered. */
   stop(): void {
     if (this.#stop.signal.aborted) return;
     this.#stop.abort(new LinegateError('LG_ERR_FRAME_SHUTDOWN'));
-    this.#slotFreed?.();
+    this.#wake.notify();
   }
 
   get stopping(): boolean {
@@ -104,18 +97,35 @@ export class FrameLoop {
     try {
       await this.#pump(opts.maxFrames);
     } finally {
-      // Drain: everything that arrived gets its result, in flight or still queued.
-      while (this.#queue.length > 0 || this.#inFlight.size > 0 || this.#reports.size > 0) {
-        this.#schedule();
-        await Promise.race([...this.#inFlight, ...this.#reports]);
-      }
+      this.#phase = 'draining';
+      this.#tell('stopping', () => this.#hooks.onStopping());
+      await this.#drain();
+      this.#phase = 'ended';
     }
-    const elapsedS = (performance.now() - (this.#firstAt ?? started)) / 1000;
-    const round = (v: number): number => Math.round(v * 100) / 100;
+    return this.#tally.summary(this.#drops.total, started);
+  }
+
+  /** Degraded while frames are dropped (within the last window) or a stage call is hung; the counts in `data`. */
+  health(): Health {
+    const now = performance.now();
+    const drops = this.#drops.health(now);
+    const hung = this.#slots.hung(now);
+    const problems: string[] = [];
+    if (drops.dropping) problems.push(`dropping ${drops.rate} frames/s (${drops.total} in all, drop policy ${this.#settings.dropPolicy})`);
+    for (const h of hung) problems.push(`step "${h.step}" hung on part ${h.partId}, ${h.ms} ms past its budget`);
     return {
-      ...this.#counts,
-      fps: elapsedS > 0 ? round(this.#counts.frames / elapsedS) : 0,
-      latencyMs: { p50: round(this.#latency.quantile(0.5)), p95: round(this.#latency.quantile(0.95)), p99: round(this.#latency.quantile(0.99)) },
+      status: problems.length > 0 ? 'degraded' : 'ok',
+      detail: problems.length > 0 ? problems.join('; ') : this.#phase,
+      data: {
+        arrived: this.#tally.frames,
+        inFlight: this.#slots.busy,
+        queued: this.#queue.length,
+        dropped: drops.total,
+        dropRate: drops.rate,
+        dropReports: { queued: drops.queued, skipped: drops.skipped },
+        hung,
+        overrunning: this.#slots.overrunning,
+      },
     };
   }
 
@@ -124,7 +134,7 @@ export class FrameLoop {
     const source = this.#source;
     const iterator = source.instance.frames(withSignal(source.ctx, AbortSignal.any([source.ctx.signal, this.#stop.signal])))[Symbol.asyncIterator]();
     try {
-      while (!this.stopping && (maxFrames === undefined || this.#counts.frames < maxFrames)) {
+      while (!this.stopping && (maxFrames === undefined || this.#tally.frames < maxFrames)) {
         if (dropPolicy === 'block') await this.#waitForRoom(maxInFlight + queueSize);
         if (this.stopping) break;
         const next = await raceAbort(iterator.next(), this.#stop.signal).catch((e: unknown) => {
@@ -140,9 +150,21 @@ export class FrameLoop {
     }
   }
 
+  /** Everything that arrived gets its result (inspected, expired in the queue, or dropped) before the run ends. */
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0 || this.#parts.size > 0) {
+      this.#schedule();
+      await this.#wake.next();
+    }
+    const { closeTimeoutMs } = this.#settings;
+    await this.#drops.drain(closeTimeoutMs);
+    // Steps are closed next: give the stage calls still running past their budget a bounded chance to return.
+    await this.#slots.idle(closeTimeoutMs);
+  }
+
   #accept(input: FrameInput): void {
     const arrivedAt = performance.now();
-    this.#firstAt ??= arrivedAt;
+    this.#tally.arrived(arrivedAt);
     const sequence = this.#sequence++;
     const frame: Frame = {
       ...input,
@@ -150,134 +172,107 @@ export class FrameLoop {
       sequence,
       capturedAt: input.capturedAt ?? new Date(),
     };
-    this.#counts.frames++;
-    const pending: Pending = { frame, arrivedAt };
-    const { maxInFlight, queueSize, dropPolicy } = this.#settings;
-    if (this.#inFlight.size < maxInFlight || this.#queue.length < queueSize || dropPolicy === 'block') {
-      this.#queue.push(pending);
-    } else if (dropPolicy === 'drop-oldest') {
+    const pending: Pending = { frame, arrivedAt, expiry: undefined };
+    const { queueSize, dropPolicy } = this.#settings;
+    if (dropPolicy === 'block' || this.#slots.free > 0 || this.#queue.length < queueSize) {
+      this.#enqueue(pending);
+    } else if (dropPolicy === 'drop-oldest' && this.#queue.length > 0) {
       this.#drop(this.#queue.shift()!);
-      this.#queue.push(pending);
+      this.#enqueue(pending);
     } else {
+      // drop-newest, or drop-oldest with nothing queued to drop (a queue of 0): the newcomer goes.
       this.#drop(pending);
     }
     this.#schedule();
   }
 
+  #enqueue(pending: Pending): void {
+    this.#queue.push(pending);
+    if (this.#queue.length <= this.#slots.free) return; // #schedule takes it at once
+    // Behind a stage call that outlives its budget a frame could wait for ever; its PLC must not.
+    const left = this.#settings.cycleBudgetMs - (performance.now() - pending.arrivedAt);
+    pending.expiry = setTimeout(() => this.#expire(pending), Math.max(0, left));
+    pending.expiry.unref();
+  }
+
+  #expire(pending: Pending): void {
+    const at = this.#queue.indexOf(pending);
+    if (at < 0) return;
+    this.#queue.splice(at, 1);
+    const error = new LinegateError('LG_ERR_STAGE_TIMEOUT', [this.#settings.cycleBudgetMs, '(queue)']);
+    this.#log.warn({ partId: pending.frame.partId, code: error.code, inFlight: this.#slots.busy }, `${error.message}: no slot came free in time`);
+    this.#track(this.#finish(pending, { error, stageMs: {} }), pending);
+  }
+
   #schedule(): void {
-    while (this.#inFlight.size < this.#settings.maxInFlight && this.#queue.length > 0) {
+    while (this.#slots.free > 0 && this.#queue.length > 0) {
       const pending = this.#queue.shift()!;
-      const task: Promise<void> = this.#inspect(pending)
-        .catch((err: unknown) => this.#log.error({ err, partId: pending.frame.partId }, 'part could not be finished'))
-        .finally(() => {
-          this.#inFlight.delete(task);
-          this.#schedule(); // a queued frame takes the freed slot now, not when the next frame arrives
-          this.#slotFreed?.();
-        });
-      this.#inFlight.add(task);
+      clearTimeout(pending.expiry);
+      const slot = this.#slots.take();
+      this.#track(this.#inspect(pending, slot).finally(() => slot.release()), pending);
+      // The slot may outlive the part (a stage call still running): the next part starts only once it is free.
+      void slot.freed.then(() => {
+        this.#schedule();
+        this.#wake.notify();
+      });
     }
+  }
+
+  #track(task: Promise<void>, pending: Pending): void {
+    const tracked: Promise<void> = task
+      .catch((err: unknown) => this.#log.error({ err, partId: pending.frame.partId }, 'part could not be finished'))
+      .finally(() => {
+        this.#parts.delete(tracked);
+        this.#wake.notify();
+      });
+    this.#parts.add(tracked);
   }
 
   async #waitForRoom(capacity: number): Promise<void> {
-    while (!this.stopping && this.#inFlight.size + this.#queue.length >= capacity) {
-      await new Promise<void>((resolve) => (this.#slotFreed = resolve));
-      this.#slotFreed = undefined;
-    }
+    while (!this.stopping && this.#slots.busy + this.#queue.length >= capacity) await this.#wake.next();
   }
 
-  /** A dropped frame is never silent: counted, logged, and still a reject for the critical sinks. */
   #drop(pending: Pending): void {
-    this.#counts.dropped++;
-    const { maxInFlight, queueSize, dropPolicy } = this.#settings;
-    const err = new LinegateError('LG_ERR_FRAME_DROPPED', [maxInFlight + queueSize, dropPolicy]);
-    this.#log.warn({ partId: pending.frame.partId, sequence: pending.frame.sequence, dropped: this.#counts.dropped }, err.message);
-    const task: Promise<void> = this.#finish(pending, { error: err, stageMs: {} }, true)
-      .catch((e: unknown) => this.#log.error({ err: e, partId: pending.frame.partId }, 'dropped part could not be reported'))
-      .finally(() => this.#reports.delete(task));
-    this.#reports.add(task);
+    clearTimeout(pending.expiry);
+    this.#drops.drop(pending.frame, pending.arrivedAt, { inFlight: this.#slots.busy, queued: this.#queue.length });
   }
 
-  async #inspect(pending: Pending): Promise<void> {
+  async #inspect(pending: Pending, slot: Slot): Promise<void> {
     let outcome: Outcome;
     try {
-      outcome = await this.#runStages(pending);
+      outcome = await runStages({
+        frame: pending.frame,
+        arrivedAt: pending.arrivedAt,
+        stages: this.#stages,
+        stationId: this.#settings.id,
+        cycleBudgetMs: this.#settings.cycleBudgetMs,
+        slot,
+        log: this.#log,
+      });
     } catch (e) {
       // A fault in the loop itself still ends as a reject, never as a part nobody hears of.
       this.#log.error({ err: e, partId: pending.frame.partId }, 'frame loop fault');
       outcome = { stageMs: {}, error: new LinegateError('LG_ERR_STAGE_FAILED', ['(loop)', 'runtime', messageOf(e)], { cause: e }) };
     }
-    await this.#finish(pending, outcome, false);
+    await this.#finish(pending, outcome);
   }
 
-  /** Runs the stages in order under the part's cycle budget; a stage error ends the part as an error outcome. */
-  async #runStages(pending: Pending): Promise<Outcome> {
-    const budgetMs = this.#settings.cycleBudgetMs;
-    const remaining = Math.ceil(budgetMs - (performance.now() - pending.arrivedAt));
-    const budget = AbortSignal.timeout(Math.max(1, remaining));
-    const stageMs: Record<string, number> = {};
-    let part: Part = { frame: pending.frame };
-    let current = '';
-    try {
-      for (const stage of this.#stages) {
-        current = stage.step.name;
-        const t0 = performance.now();
-        const cycle = new AbortController();
-        const onBudget = (): void => cycle.abort(new LinegateError('LG_ERR_STAGE_TIMEOUT', [budgetMs, current], { step: current }));
-        if (budget.aborted || remaining <= 0) onBudget();
-        else budget.addEventListener('abort', onBudget, { once: true });
-        try {
-          const patch = await raceAbort(stage.instance.run(part, withSignal(stage.ctx, cycle.signal)), cycle.signal);
-          part = merge(part, patch);
-        } finally {
-          budget.removeEventListener('abort', onBudget);
-        }
-        const ms = performance.now() - t0;
-        stageMs[current] = ms;
-        if (stageChannel.hasSubscribers) stageChannel.publish({ station: this.#settings.id, step: current, sequence: pending.frame.sequence, ms } satisfies StageTiming);
-        checkProduced(stage, part);
-      }
-      return { part, stageMs };
-    } catch (e) {
-      const error = isLinegateError(e) ? e : new LinegateError('LG_ERR_STAGE_FAILED', [current, this.#stageId(current), messageOf(e)], { step: current, cause: e });
-      this.#log.warn({ err: e, partId: pending.frame.partId, step: current, code: error.code }, error.message);
-      return { part, stageMs, error };
-    }
-  }
-
-  #stageId(name: string): string {
-    return this.#stages.find((s) => s.step.name === name)?.step.plugin.manifest.id ?? '?';
-  }
-
-  async #finish(pending: Pending, outcome: Outcome, dropped: boolean): Promise<void> {
+  async #finish(pending: Pending, outcome: Outcome): Promise<void> {
     const result = buildResult(this.#plan, pending.frame, outcome, performance.now() - pending.arrivedAt);
     const final = await this.#sinks.deliver(result, pending.frame.image);
     const ms = performance.now() - pending.arrivedAt;
-    if (dropped) {
-      this.#hooks.onDrop(final);
-    } else {
-      this.#counts[final.verdict]++;
-      this.#latency.record(ms);
-      this.#hooks.onResult(final);
-    }
+    this.#tally.finished(final, ms);
+    this.#tell('result', () => this.#hooks.onResult(final));
     if (partChannel.hasSubscribers) partChannel.publish({ station: this.#settings.id, sequence: pending.frame.sequence, verdict: final.verdict, ms } satisfies PartTiming);
-    if (pending.frame.settle !== undefined) {
-      await withTimeout(pending.frame.settle(final), this.#settings.sinkTimeoutMs, () => new Error(`settling part ${final.partId} timed out`)).catch((err: unknown) =>
-        this.#log.error({ err, partId: final.partId }, 'the source could not settle the part'),
-      );
-    }
+    await settlePart(pending.frame, final, this.#settings.sinkTimeoutMs, this.#log);
   }
-}
 
-function merge(part: Part, patch: PartPatch): Part {
-  if (patch === undefined || patch === null) return part;
-  const meta = patch.meta === undefined ? part.meta : { ...part.meta, ...patch.meta };
-  return meta === undefined ? { ...part, ...patch } : { ...part, ...patch, meta };
-}
-
-function checkProduced(stage: StartedStep<StageInstance>, part: Part): void {
-  const caps = stage.step.plugin.manifest.produces ?? [];
-  const slots = caps.map((c) => SLOT[c.type]).filter((s): s is keyof Part => s !== undefined);
-  if (slots.length > 0 && !slots.some((slot) => part[slot] !== undefined)) {
-    throw new LinegateError('LG_ERR_STAGE_OUTPUT', [stage.step.name, stage.step.plugin.manifest.id, slots.join(' or ')], { step: stage.step.name });
+  /** Whatever a hook does, the part goes on (its settle, the slot, the drain). */
+  #tell(event: string, hook: () => void): void {
+    try {
+      hook();
+    } catch (err) {
+      this.#log.error({ err, event }, `the ${event} hook failed; the frame loop goes on`);
+    }
   }
 }

@@ -2,6 +2,7 @@ import type { EncodedImage, Logger, PluginContext, RawImage, SinkInstance } from
 import { LinegateError, messageOf } from '../errors.js';
 import type { Delivery, InspectionResult } from '../result.js';
 import type { PlannedStep } from '../compile/compile.js';
+import { Throttle } from '../observability/rate.js';
 import { withTimeout } from './bounded.js';
 
 export interface StartedSink {
@@ -24,6 +25,15 @@ interface Lane {
   /** Image bytes held by the queue: a stalled sink must not hold the camera's output without bound. */
   imageBytes: number;
   running: Promise<void> | undefined;
+  /** Results refused since the last overflow line, the last of them, and the line itself (one per interval). */
+  refused: number;
+  lastRefused: { readonly resultId: string; readonly behind: number } | undefined;
+  readonly overflowLine: Throttle;
+}
+
+export interface DeliverOptions {
+  /** The critical sinks get nothing (the bounded path for drops is full): each is recorded `skipped` with LG_ERR_SINK_OVERFLOW. */
+  readonly skipCritical?: boolean;
 }
 
 /** Past this, a lane keeps the results but lets their images go (the result matters more than the picture). */
@@ -33,10 +43,11 @@ const LANE_IMAGE_BYTES = 256 * 1024 * 1024;
  * Hands each final result to the sinks. Critical sinks (the PLC) are awaited
  * inside the part's cycle, each write bounded; the others get the result
  * through their own bounded lane and never slow the cycle down. A lane that is
- * full refuses the result with a counted, logged overflow: memory stays bounded
- * when a background sink stalls.
+ * full refuses the result with a counted overflow, logged once per interval:
+ * memory stays bounded when a background sink stalls.
  */
 export class SinkDispatcher {
+  readonly #all: readonly StartedSink[];
   readonly #critical: StartedSink[];
   readonly #lanes: Lane[];
   readonly #timeoutMs: number;
@@ -45,35 +56,60 @@ export class SinkDispatcher {
   readonly #log: Logger;
   readonly #onDelivery: (e: DeliveryEvent) => void;
   #overflows = 0;
+  #stopping: Promise<void> | undefined;
 
-  constructor(sinks: readonly StartedSink[], opts: { timeoutMs: number; laneSize: number; laneImageBytes?: number; log: Logger; onDelivery: (e: DeliveryEvent) => void }) {
+  constructor(
+    sinks: readonly StartedSink[],
+    opts: { timeoutMs: number; laneSize: number; laneImageBytes?: number; logIntervalMs?: number; log: Logger; onDelivery: (e: DeliveryEvent) => void },
+  ) {
+    this.#all = sinks;
     this.#critical = sinks.filter((s) => s.step.critical);
-    this.#lanes = sinks.filter((s) => !s.step.critical).map((sink) => ({ sink, queue: [], imageBytes: 0, running: undefined }));
     this.#timeoutMs = opts.timeoutMs;
     this.#laneSize = opts.laneSize;
     this.#laneImageBytes = opts.laneImageBytes ?? LANE_IMAGE_BYTES;
     this.#log = opts.log;
     this.#onDelivery = opts.onDelivery;
+    const interval = opts.logIntervalMs ?? 5000;
+    this.#lanes = sinks
+      .filter((s) => !s.step.critical)
+      .map((sink) => {
+        const lane: Lane = { sink, queue: [], imageBytes: 0, running: undefined, refused: 0, lastRefused: undefined, overflowLine: new Throttle(interval, () => this.#overflowLine(lane)) };
+        return lane;
+      });
   }
 
   get overflows(): number {
     return this.#overflows;
   }
 
+  /** Tells every sink the station is up (e.g. the PLC "ready"); each call bounded by `ms`; the first failure is thrown. */
+  async started(ms: number): Promise<void> {
+    await Promise.all(this.#all.map((s) => this.#call(s, 'started', ms, true)));
+  }
+
+  /** Tells every sink the station takes no more frames (e.g. the PLC "not ready"); once, each call bounded, failures logged. */
+  stopping(): Promise<void> {
+    return (this.#stopping ??= Promise.all(this.#all.map((s) => this.#call(s, 'stopping', this.#timeoutMs, false))).then(() => undefined));
+  }
+
   /** Writes to the critical sinks, records how each went, then queues the final record for the others. */
-  async deliver(result: InspectionResult, image?: Image): Promise<InspectionResult> {
+  async deliver(result: InspectionResult, image?: Image, opts: DeliverOptions = {}): Promise<InspectionResult> {
     const delivery: Record<string, Delivery> = {};
-    const outcomes = await Promise.all(this.#critical.map((s) => this.#write(s, result, image)));
-    this.#critical.forEach((s, i) => (delivery[s.step.name] = outcomes[i]!));
+    if (opts.skipCritical === true) {
+      for (const s of this.#critical) delivery[s.step.name] = { status: 'skipped', critical: true, error: 'LG_ERR_SINK_OVERFLOW' };
+    } else {
+      const outcomes = await Promise.all(this.#critical.map((s) => this.#write(s, result, image)));
+      this.#critical.forEach((s, i) => (delivery[s.step.name] = outcomes[i]!));
+    }
     for (const lane of this.#lanes) {
-      const name = lane.sink.step.name;
       if (lane.queue.length >= this.#laneSize) {
         this.#overflows++;
-        const err = new LinegateError('LG_ERR_SINK_OVERFLOW', [name, lane.sink.step.plugin.manifest.id, lane.queue.length, result.resultId]);
-        this.#log.error({ err, sink: name }, err.message);
-        delivery[name] = { status: 'skipped', critical: false, error: err.code };
+        lane.refused++;
+        lane.lastRefused = { resultId: result.resultId, behind: lane.queue.length };
+        lane.overflowLine.note();
+        delivery[lane.sink.step.name] = { status: 'skipped', critical: false, error: 'LG_ERR_SINK_OVERFLOW' };
       } else {
-        delivery[name] = { status: 'pending', critical: false };
+        delivery[lane.sink.step.name] = { status: 'pending', critical: false };
       }
     }
     const final: InspectionResult = Object.freeze({ ...result, delivery });
@@ -94,6 +130,7 @@ export class SinkDispatcher {
     await withTimeout(drain, ms, () => new Error(`sinks did not flush within ${ms} ms`)).catch((err: unknown) => {
       this.#log.error({ err, pending: this.#lanes.map((l) => ({ sink: l.sink.step.name, results: l.queue.length })) }, 'sink flush timed out; undelivered results stay in the log above');
     });
+    for (const lane of this.#lanes) lane.overflowLine.flush();
   }
 
   #enqueue(lane: Lane, result: InspectionResult, image: Image | undefined): void {
@@ -101,15 +138,47 @@ export class SinkDispatcher {
     if (image !== undefined && !keep) this.#log.warn({ sink: lane.sink.step.name, resultId: result.resultId, heldBytes: lane.imageBytes }, 'sink is far behind: this result goes to it without its image');
     if (keep) lane.imageBytes += image.data.byteLength;
     lane.queue.push({ result, image: keep ? image : undefined });
-    if (lane.running !== undefined) return;
-    lane.running = (async () => {
+    lane.running ??= this.#drainLane(lane);
+  }
+
+  /** Writes a lane's results in order; nothing a listener does may stop it (a wedged lane would hold every later result). */
+  async #drainLane(lane: Lane): Promise<void> {
+    try {
       for (let next = lane.queue.shift(); next !== undefined; next = lane.queue.shift()) {
         const delivery = await this.#write(lane.sink, next.result, next.image);
         if (next.image !== undefined) lane.imageBytes -= next.image.data.byteLength;
-        this.#onDelivery({ resultId: next.result.resultId, sink: lane.sink.step.name, delivery });
+        try {
+          this.#onDelivery({ resultId: next.result.resultId, sink: lane.sink.step.name, delivery });
+        } catch (err) {
+          this.#log.error({ err, event: 'delivery', sink: lane.sink.step.name, resultId: next.result.resultId }, 'a delivery listener failed; the lane goes on');
+        }
       }
+    } finally {
       lane.running = undefined;
-    })();
+    }
+  }
+
+  #overflowLine(lane: Lane): void {
+    const { refused, lastRefused } = lane;
+    lane.refused = 0;
+    if (refused === 0 || lastRefused === undefined) return;
+    const name = lane.sink.step.name;
+    const err = new LinegateError('LG_ERR_SINK_OVERFLOW', [name, lane.sink.step.plugin.manifest.id, lastRefused.behind, lastRefused.resultId]);
+    const counts = refused === 1 ? '' : ` (with ${refused - 1} more refused since the last report)`;
+    this.#log.error({ err, code: err.code, sink: name, refused, total: this.#overflows }, `${err.message}${counts}; ${this.#overflows} refused in all`);
+  }
+
+  /** A lifecycle call on one sink, bounded; `rethrow` for the ones the station cannot go on without. */
+  async #call(sink: StartedSink, call: 'started' | 'stopping', ms: number, rethrow: boolean): Promise<void> {
+    const fn = sink.instance[call];
+    if (fn === undefined) return;
+    const { name } = sink.step;
+    try {
+      await withTimeout(fn.call(sink.instance), ms, () => new Error(`sink "${name}" did not finish ${call}() within ${ms} ms`));
+    } catch (err) {
+      if (rethrow) throw err;
+      this.#log.warn({ err, sink: name }, call === 'stopping' ? 'sink could not prepare for the stop' : `sink ${call}() failed`);
+    }
   }
 
   async #write(sink: StartedSink, result: InspectionResult, image: Image | undefined): Promise<Delivery> {

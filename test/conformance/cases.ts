@@ -36,7 +36,9 @@ const startPlc = async (withSink: boolean): Promise<void> => {
   plc.sim ??= await SimulatedPlc.start({ port: 0, triggerRateHz: 0, resultTimeoutMs: 500 });
   if (withSink && plc.sink === undefined) {
     const ctx = { ...contextFor(new AbortController().signal), stationId: 'conformance', step: 'plc' };
-    plc.sink = await opcuaPlc.init(opcuaPlc.manifest.config.parse({ endpoint: plc.sim.endpoint, deadlineMs: 200 }), ctx);
+    plc.sink = await opcuaPlc.init(opcuaPlc.manifest.config.parse({ endpoint: plc.sim.endpoint }), ctx);
+    // Ready and beating: the PLC raises no trigger for a vision system that is not (its interlock).
+    await plc.sink.started?.();
   }
 };
 const stopPlc = async (): Promise<void> => {

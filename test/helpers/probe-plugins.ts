@@ -4,7 +4,7 @@
  * looked up by name from config, so station data stays plain data.
  */
 import { z } from 'zod';
-import { definePlugin, type Decision, type FrameInput, type PluginContext } from '../../runtime/contract.js';
+import { definePlugin, type Decision, type FrameInput, type Health, type PluginContext } from '../../runtime/contract.js';
 import type { InspectionResult } from '../../runtime/result.js';
 import { sleep } from '../../runtime/execute/bounded.js';
 import { Registry } from '../../runtime/registry/registry.js';
@@ -19,6 +19,15 @@ export interface Probe {
   /** Stage sequence numbers in flight right now, and the most at once. */
   inFlight: number;
   maxInFlight: number;
+  /** Sink calls in order: `started`, `stopping`, `write:<sequence>` (when the write starts), `health`, `close`. */
+  readonly calls: string[];
+  /** Sink writes in progress right now, and the most at once. */
+  writing: number;
+  maxWriting: number;
+  /** Result ids a sink was handed together with an image. */
+  readonly withImage: Set<string>;
+  /** Sequence numbers whose frame the source was asked to settle. */
+  readonly settled: number[];
 }
 
 const probes = new Map<string, Probe>();
@@ -26,7 +35,7 @@ const probes = new Map<string, Probe>();
 export function probe(name: string): Probe {
   let p = probes.get(name);
   if (p === undefined) {
-    p = { events: [], results: [], pulled: 0, inFlight: 0, maxInFlight: 0 };
+    p = { events: [], results: [], pulled: 0, inFlight: 0, maxInFlight: 0, calls: [], writing: 0, maxWriting: 0, withImage: new Set(), settled: [] };
     probes.set(name, p);
   }
   return p;
@@ -51,6 +60,7 @@ export const testSource = definePlugin({
         count: z.number().int().min(0).default(10),
         intervalMs: z.number().min(0).default(0),
         quietAfter: z.number().int().min(0).optional().describe('after this many frames, wait for the stop without ending'),
+        settle: z.boolean().default(false).describe('frames carry a settle() that records their sequence'),
       })
       .strict(),
     produces: [{ type: 'image/raw' }],
@@ -65,7 +75,7 @@ export const testSource = definePlugin({
           if (config.intervalMs > 0) await sleep(config.intervalMs, run.signal);
           if (run.signal.aborted) return;
           p.pulled++;
-          yield tinyFrame(i);
+          yield config.settle ? { ...tinyFrame(i), settle: async () => void p.settled.push(i) } : tinyFrame(i);
         }
       },
       async close() {
@@ -154,22 +164,46 @@ export const testSink = definePlugin({
   manifest: {
     id: 'test/sink@1',
     kind: 'sink',
-    description: 'records every result it is given; waits for the probe gate first; fails when asked',
-    config: z.object({ probe: ProbeName, delayMs: z.number().min(0).default(0), fail: z.boolean().default(false) }).strict(),
+    description: 'records every result it is given; waits for the probe gate first; fails when asked; reports health when asked',
+    config: z.object({ probe: ProbeName, delayMs: z.number().min(0).default(0), fail: z.boolean().default(false), health: z.enum(['none', 'ok', 'throws']).default('none') }).strict(),
   },
   async init(config, ctx) {
     const p = probe(config.probe);
     p.events.push(`init:${ctx.step}`);
     return {
-      async write(result, run) {
-        run.signal.throwIfAborted();
-        if (p.gate !== undefined) await p.gate;
-        if (config.delayMs > 0) await sleep(config.delayMs);
-        if (config.fail) throw new Error('probe sink refuses');
-        p.results.push(result);
+      async started() {
+        p.calls.push('started');
       },
+      async stopping() {
+        p.calls.push('stopping');
+      },
+      async write(result, run, image) {
+        run.signal.throwIfAborted();
+        p.calls.push(`write:${result.sequence}`);
+        p.writing++;
+        p.maxWriting = Math.max(p.maxWriting, p.writing);
+        try {
+          if (p.gate !== undefined) await p.gate;
+          if (config.delayMs > 0) await sleep(config.delayMs);
+          if (config.fail) throw new Error('probe sink refuses');
+          if (image !== undefined) p.withImage.add(result.resultId);
+          p.results.push(result);
+        } finally {
+          p.writing--;
+        }
+      },
+      ...(config.health === 'none'
+        ? {}
+        : {
+            health: (): Health => {
+              p.calls.push('health');
+              if (config.health === 'throws') throw new Error('probe health bug');
+              return { status: 'ok', detail: 'probe' };
+            },
+          }),
       async close() {
         p.events.push(`close:${ctx.step}`);
+        p.calls.push('close');
       },
     };
   },

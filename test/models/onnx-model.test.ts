@@ -144,3 +144,57 @@ describe('core/onnx-model@1 at work', () => {
   });
 });
 
+
+describe('core/onnx-model@1 refuses an image too small to judge', () => {
+  const grey = (width: number, height: number) => ({ kind: 'raw' as const, data: new Uint8Array(width * height).fill(128), width, height, channels: 1 as const, colorOrder: 'GRAY' as const });
+  const runOn = async (config: Record<string, unknown>, width: number, height: number, root?: string) => {
+    const stage = await onnxModel.init(onnxModel.manifest.config.parse({ model: 'models/casting-cls/1', warmup: false, ...config }), contextFor(new AbortController().signal, root));
+    try {
+      return await stage.run({ frame: { ...(await decodedPart()).frame, ref: '/cam/part-7.png' }, image: grey(width, height) }, { ...contextFor(new AbortController().signal), step: 'model' });
+    } finally {
+      await stage.close?.();
+    }
+  };
+
+  it('gives a 1x1 image LG_ERR_IMAGE_TOO_SMALL (906) naming the image, its size and the default minimum (an eighth of 300, rounded up)', async () => {
+    await expect(runOn({}, 1, 1)).rejects.toMatchObject({
+      code: 'LG_ERR_IMAGE_TOO_SMALL',
+      rejectCode: 906,
+      step: 'model',
+      message: 'image /cam/part-7.png is 1x1 pixels, below the 38x38 the model needs to judge a part',
+    });
+  });
+
+  it('judges an image of exactly the default minimum, and refuses one a pixel short on either side', async () => {
+    expect((await runOn({}, 38, 38)).outputs!.logits!.dims).toEqual([1, 2]);
+    await expect(runOn({}, 37, 38)).rejects.toMatchObject({ code: 'LG_ERR_IMAGE_TOO_SMALL', message: expect.stringContaining('is 37x38 pixels') });
+    await expect(runOn({}, 300, 37)).rejects.toMatchObject({ code: 'LG_ERR_IMAGE_TOO_SMALL', message: expect.stringContaining('is 300x37 pixels') });
+  });
+
+  it('checks the ROI it will judge, not the whole image, and says so', async () => {
+    await expect(runOn({ roi: { x: 10, y: 20, width: 30, height: 200 } }, 300, 300)).rejects.toMatchObject({
+      code: 'LG_ERR_IMAGE_TOO_SMALL',
+      message: 'image /cam/part-7.png (ROI 30x200+10+20 of its 300x300) is 30x200 pixels, below the 38x38 the model needs to judge a part',
+    });
+    // an ROI that fits on paper but is cut short by the image's edge is judged by what is left of it
+    await expect(runOn({ roi: { x: 280, y: 0, width: 100, height: 100 } }, 300, 300)).rejects.toMatchObject({ code: 'LG_ERR_IMAGE_TOO_SMALL', message: expect.stringContaining('is 20x100 pixels') });
+    expect((await runOn({ roi: { x: 0, y: 0, width: 40, height: 40 } }, 300, 300)).outputs!.logits!.dims).toEqual([1, 2]);
+  });
+
+  it('refuses a region too small to tile, since each tile would be that region enlarged', async () => {
+    await expect(runOn({ tiling: { overlap: 8 } }, 20, 400)).rejects.toMatchObject({ code: 'LG_ERR_IMAGE_TOO_SMALL', message: expect.stringContaining('is 20x400 pixels') });
+  });
+
+  it("takes the minimum from model.json's input.minSourceSize: {1, 1} lets a 1x1 image through, a larger one raises the bar", async () => {
+    const loose = rootWithPackage((m) => Object.assign(m.input as object, { minSourceSize: { width: 1, height: 1 } }));
+    expect((await runOn({}, 1, 1, loose)).outputs!.logits!.dims).toEqual([1, 2]);
+    const strict = rootWithPackage((m) => Object.assign(m.input as object, { minSourceSize: { width: 300, height: 150 } }));
+    await expect(runOn({}, 299, 299, strict)).rejects.toMatchObject({ code: 'LG_ERR_IMAGE_TOO_SMALL', message: expect.stringContaining('below the 300x150') });
+    expect((await runOn({}, 300, 150, strict)).outputs!.logits!.dims).toEqual([1, 2]);
+  });
+
+  it('refuses a minSourceSize of 0 pixels in model.json, naming the field', async () => {
+    const root = rootWithPackage((m) => Object.assign(m.input as object, { minSourceSize: { width: 0, height: 10 } }));
+    await expect(init(root)).rejects.toMatchObject({ code: 'LG_ERR_MODEL_MANIFEST', message: expect.stringContaining('input.minSourceSize.width') });
+  });
+});

@@ -42,6 +42,24 @@ describe('core/image-decode@1', () => {
     await expect(stage.run({ frame: { ...frameOf(), image: raw } }, ctx())).rejects.toMatchObject({ code: 'LG_ERR_IMAGE_FORMAT' });
   });
 
+  it('refuses a 0-byte file with LG_ERR_IMAGE_DECODE (906) saying "0 bytes", in colour and in grey', async () => {
+    for (const color of ['RGB', 'GRAY']) {
+      const run = (await decode({ color })).run({ frame: { ...frameOf(), ref: '/cam/empty.png', image: { kind: 'encoded', data: Buffer.alloc(0) } } }, ctx());
+      await expect(run).rejects.toMatchObject({ code: 'LG_ERR_IMAGE_DECODE', rejectCode: 906, message: expect.stringContaining('0 bytes') });
+      await expect(run).rejects.toThrow('/cam/empty.png');
+    }
+  });
+
+  it('refuses a raw frame 0 pixels wide or high with LG_ERR_IMAGE_DECODE, whether or not it needs converting', async () => {
+    const empty = (width: number, height: number, channels: 1 | 3, colorOrder: 'GRAY' | 'BGR') => ({ kind: 'raw' as const, data: new Uint8Array(0), width, height, channels, colorOrder });
+    for (const color of ['RGB', 'GRAY']) {
+      const stage = await decode({ color });
+      for (const image of [empty(0, 480, 1, 'GRAY'), empty(640, 0, 3, 'BGR'), empty(0, 0, 1, 'GRAY')]) {
+        await expect(stage.run({ frame: { ...frameOf(), image } }, ctx())).rejects.toMatchObject({ code: 'LG_ERR_IMAGE_DECODE', rejectCode: 906, message: expect.stringContaining(`${image.width}x${image.height}`) });
+      }
+    }
+  });
+
   it('swaps BGR raw frames to RGB', async () => {
     const bgr = { kind: 'raw' as const, data: Uint8Array.from([10, 20, 30]), width: 1, height: 1, channels: 3 as const, colorOrder: 'BGR' as const };
     const out = await (await decode()).run({ frame: { ...frameOf(), image: bgr } }, ctx());

@@ -1,8 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Logger } from '../../runtime/contract.js';
-import type { InspectionResult } from '../../runtime/result.js';
 import type { Station } from '../../runtime/station.js';
 import { SimulatedPlc } from '../../plugins/opcua-plc/sim.js';
 import { opcuaPlc } from '../../plugins/opcua-plc/index.js';
@@ -11,70 +9,16 @@ import { contextFor, sampleResult } from '../helpers/samples.js';
 import { scratch } from '../helpers/scratch.js';
 import { until } from '../helpers/until.js';
 import { showOwnCertificate, trustCertificate } from '../../plugins/opcua-plc/pki.js';
-import { ROOT, capturingLog, stationFrom } from '../helpers/station.js';
+import { capturingLog } from '../helpers/station.js';
+import { PlcTestbed, type PlcStationOptions, type Running } from '../helpers/plc.js';
 
 /** Everything over loopback: linegate's client against a real OPC UA server playing the PLC. */
 
-const sims: SimulatedPlc[] = [];
-const stations: Station[] = [];
-afterEach(async () => {
-  await Promise.all(stations.splice(0).map((s) => s.close()));
-  await Promise.all(sims.splice(0).map((s) => s.stop()));
-});
-
-async function sim(options: Parameters<typeof SimulatedPlc.start>[0] = {}): Promise<SimulatedPlc> {
-  const s = await SimulatedPlc.start({ port: 0, triggerRateHz: 0, resultTimeoutMs: 3000, ...options });
-  sims.push(s);
-  return s;
-}
-
-interface PlcStationOptions {
-  /** core/opcua-plc@1 config over the defaults here. */
-  readonly plc?: Record<string, unknown>;
-  /** A probe stage in place of the casting model (the verdict then comes from test/decide@1). */
-  readonly stage?: Record<string, unknown>;
-  readonly station?: Record<string, unknown>;
-  readonly log?: Logger;
-}
-
-/** The casting pipeline, triggered by the PLC, answering it. */
-function plcStation(endpoint: string, o: PlcStationOptions = {}): Station {
-  const station = stationFrom(
-    {
-      station: { id: 'plc-test', cycleBudgetMs: 3000, ...o.station },
-      source: { name: 'cam', use: 'core/opcua-trigger@1', config: { plc: 'plc', camera: { dir: path.join(ROOT, 'fixtures/casting/def_front') } } },
-      stages:
-        o.stage === undefined
-          ? [
-              { name: 'decode', use: 'core/image-decode@1', config: { color: 'GRAY' } },
-              { name: 'model', use: 'core/onnx-model@1', config: { model: 'models/casting-cls/1' } },
-              { name: 'classify', use: 'core/classify-decode@1' },
-              { name: 'verdict', use: 'core/threshold-rules@1', config: { rules: [{ label: 'defect', rejectCode: 1 }] } },
-            ]
-          : [o.stage, { name: 'verdict', use: 'test/decide@1' }],
-      sinks: [{ name: 'plc', use: 'core/opcua-plc@1', config: { endpoint, connectAttempts: 3, connectDelayMs: 200, deadlineMs: 2500, ...o.plc } }],
-    },
-    o.log,
-  );
-  stations.push(station);
-  return station;
-}
-
-
-/** Runs the station in the background until told to stop; resolves with its summary. */
-async function running(station: Station): Promise<{ stop: () => Promise<void>; results: InspectionResult[] }> {
-  const results: InspectionResult[] = [];
-  station.on('result', (r) => results.push(r));
-  await station.start();
-  const done = station.run();
-  return {
-    results,
-    stop: async () => {
-      station.stop();
-      await done;
-    },
-  };
-}
+const bed = new PlcTestbed();
+afterEach(() => bed.closeAll());
+const sim = (options: Parameters<PlcTestbed['sim']>[0] = {}): Promise<SimulatedPlc> => bed.sim(options);
+const plcStation = (endpoint: string, o: PlcStationOptions = {}): Station => bed.station(endpoint, o);
+const running = (station: Station): Promise<Running> => bed.run(station);
 
 describe('core/opcua-plc@1 with the simulated PLC', () => {
   it('answers every trigger with one verdict for the right part, through the full handshake', async () => {
@@ -93,19 +37,11 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
     // every fixture here is a defective casting: NOK with the rule's reject code, and the model named
     for (const r of records) expect(r).toMatchObject({ verdict: 2, rejectCode: 1, modelVersion: 'casting-cls@1' });
     expect(run.results.map((r) => [r.partId, r.delivery.plc?.status])).toEqual(records.map((r) => [r.partId, 'delivered']));
+    // each result carries the trigger it answered: the PLC's counter, echoed
+    expect(run.results.map((r) => r.trigger?.counter)).toEqual(records.map((r) => r.counter));
     const report = plc.report();
     expect(report).toMatchObject({ triggers: 4, timeouts: 0, echoMismatches: 0, verdicts: { 2: 4 } });
     await until(() => !plc.report().visionReady); // dropped when the station stopped
-  });
-
-  it('writes "not decidable" with reject code 909 when the verdict misses the deadline', async () => {
-    const plc = await sim();
-    const run = await running(plcStation(plc.endpoint, { plc: { deadlineMs: 300 }, stage: { name: 'slow', use: 'test/stage@1', config: { delayMs: 1500, ignoreSignal: true } } }));
-    const record = await plc.trigger('SLOW-1');
-    await run.stop();
-    expect(record).toMatchObject({ partId: 'SLOW-1', outcome: 'ok', verdict: 3, rejectCode: 909 });
-    // the late result was never written for that part: it is recorded as not delivered
-    expect(run.results[0]!.delivery.plc).toMatchObject({ status: 'failed', error: expect.stringContaining('LG_ERR_PLC_NOT_PENDING') });
   });
 
   it('refuses at start a tag map whose types do not fit the PLC, naming the tag', async () => {
@@ -164,7 +100,7 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
     ]);
     // the repeat was answered from the last result, not inspected again
     expect(run.results.map((r) => r.partId)).toEqual(['R-1', 'M-5']);
-    expect(entries().filter((e) => e.msg?.startsWith('repeated trigger'))).toMatchObject([{ partId: 'R-1', counter: 1 }]);
+    expect(entries().filter((e) => e.msg?.startsWith('repeated trigger: the answer is written again'))).toMatchObject([{ partId: 'R-1', counter: 1 }]);
     expect(entries().filter((e) => e.msg?.startsWith('PLC triggers were missed'))).toMatchObject([{ missed: 3, from: 1, to: 5 }]);
   });
 
@@ -190,7 +126,6 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
     const { log, entries } = capturingLog();
     const station = plcStation(plc.endpoint, {
       log,
-      plc: { deadlineMs: 15_000 },
       station: { cycleBudgetMs: 20_000, maxInFlight: 2 },
       // the first part is still being inspected when the PLC goes down and comes back
       stage: { name: 'slow', use: 'test/stage@1', config: { delayMs: 6000, delayOn: [0], ignoreSignal: true } },
@@ -212,7 +147,8 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
     expect(plc.report().echoMismatches).toBe(0);
     // the reconnect came before A-1's verdict did: the link dropped the part itself, not just a dead write
     expect(reconnectMs).toBeLessThan(6000);
-    expect(entries().filter((e) => e.msg?.startsWith('the PLC no longer asks about this part'))).toMatchObject([{ partId: 'A-1' }]);
+    expect(entries().filter((e) => e.msg?.startsWith('the PLC restarted and lost its data'))).toMatchObject([{ partId: 'A-1' }]);
+    expect(run.results.find((r) => r.partId === 'A-1')?.delivery.plc?.error).toContain('the PLC restarted and no longer knows it');
   }, 60_000);
 
   it('streams counted results in free-run mode, with no trigger', async () => {

@@ -19,9 +19,10 @@ import {
   type WriteValueOptions,
 } from 'node-opcua';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { SimulatedPlc, type SimOptionsInput, type TriggerRecord } from '../../plugins/opcua-plc/sim.js';
+import { SimulatedPlc, type SimOptionsInput, type SimReport, type TriggerRecord } from '../../plugins/opcua-plc/sim.js';
 import { SIM_TYPES, defaultTagMap, type TagName } from '../../plugins/opcua-plc/tags.js';
 import { scratch } from '../helpers/scratch.js';
+import { until } from '../helpers/until.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const TAGS = defaultTagMap();
@@ -37,6 +38,10 @@ interface VisionOptions {
   reconnect?: boolean;
   secure?: { mode: 'Sign' | 'SignAndEncrypt'; policy: 'Basic256Sha256' | 'Aes128_Sha256_RsaOaep' };
   user?: { userName: string; password: string };
+  /** Write VisionReady = true and a moving VisionHeartbeat, at connect and after every reconnect, as linegate does (default true). */
+  alive?: boolean;
+  /** How long to wait for ResultAck before dropping ResultValid anyway, as linegate's ack time-out does (default 3000). */
+  ackTimeoutMs?: number;
 }
 
 const value = (tag: TagName, v: unknown): WriteValueOptions => ({
@@ -71,15 +76,29 @@ beforeAll(async () => {
 class FakeVision {
   readonly errors: unknown[] = [];
   answered = 0;
+  /** Trigger rising edges seen, answered or not. */
+  asked = 0;
+  /** Answers whose ResultAck never came: ResultValid was dropped after ackTimeoutMs. */
+  ackTimeouts = 0;
+  /** ResultAck was seen high at some point. */
+  sawAck = false;
+  /** Per acked answer: ResultValid written -> ResultAck seen, in ms. */
+  readonly ackWaitMs: number[] = [];
+  /** What the server granted: the subscription's publishing interval and each monitored item's sampling interval. */
+  granted = { publishingMs: NaN, triggerSamplingMs: NaN, ackSamplingMs: NaN };
   #ack = false;
   #ackWaiters: (() => void)[] = [];
   #work: Promise<void> = Promise.resolve();
+  #beat = 0;
+  #beating = false;
+  #beatTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly client: OPCUAClient,
     readonly session: ClientSession,
     readonly subscription: ClientSubscription,
     readonly answer: Answer | undefined,
+    readonly ackTimeoutMs: number,
   ) {}
 
   static async connect(endpoint: string, o: VisionOptions = {}): Promise<FakeVision> {
@@ -96,7 +115,8 @@ class FakeVision {
     const identity: UserIdentityInfo = o.user === undefined ? { type: UserTokenType.Anonymous } : { type: UserTokenType.UserName, ...o.user };
     const session = await client.createSession(identity);
     const subscription = await session.createSubscription2({ requestedPublishingInterval: 10, requestedLifetimeCount: 600, requestedMaxKeepAliveCount: 20, maxNotificationsPerPublish: 100, publishingEnabled: true, priority: 10 });
-    const vision = new FakeVision(client, session, subscription, o.answer);
+    const vision = new FakeVision(client, session, subscription, o.answer, o.ackTimeoutMs ?? 3000);
+    visions.push(vision);
     const trigger = await subscription.monitor({ nodeId: TAGS.trigger, attributeId: AttributeIds.Value }, { samplingInterval: 0, discardOldest: true, queueSize: 10 }, TimestampsToReturn.Neither);
     trigger.on('changed', (dv: DataValue) => {
       if (dv.value.value === true) vision.#work = vision.#work.then(() => vision.#handle()).catch((e: unknown) => void vision.errors.push(e));
@@ -104,9 +124,37 @@ class FakeVision {
     const ack = await subscription.monitor({ nodeId: TAGS.resultAck, attributeId: AttributeIds.Value }, { samplingInterval: 0, discardOldest: true, queueSize: 10 }, TimestampsToReturn.Neither);
     ack.on('changed', (dv: DataValue) => {
       vision.#ack = dv.value.value === true;
+      vision.sawAck ||= vision.#ack;
       if (vision.#ack) for (const w of vision.#ackWaiters.splice(0)) w();
     });
+    // What the CreateMonitoredItems and CreateSubscription responses revised.
+    vision.granted = { publishingMs: subscription.publishingInterval, triggerSamplingMs: Number(trigger.result?.revisedSamplingInterval), ackSamplingMs: Number(ack.result?.revisedSamplingInterval) };
+    if (o.alive !== false) {
+      await vision.#assertReady();
+      // A restarted PLC may have forgotten VisionReady: re-assert it, as linegate does.
+      client.on('connection_reestablished', () => void vision.#assertReady().catch(() => undefined));
+      vision.#beatTimer = setInterval(() => vision.#heartbeat(), 100);
+    }
     return vision;
+  }
+
+  stopHeartbeat(): void {
+    clearInterval(this.#beatTimer);
+  }
+
+  async #assertReady(): Promise<void> {
+    this.#beat++;
+    await this.write(value('visionReady', true), value('visionHeartbeat', this.#beat));
+  }
+
+  #heartbeat(): void {
+    // One write at a time: while the link is down, writes would pile up.
+    if (this.#beating) return;
+    this.#beating = true;
+    this.#beat++;
+    this.write(value('visionHeartbeat', this.#beat))
+      .catch(() => undefined)
+      .finally(() => (this.#beating = false));
   }
 
   async write(...values: WriteValueOptions[]): Promise<void> {
@@ -115,6 +163,7 @@ class FakeVision {
   }
 
   async #handle(): Promise<void> {
+    this.asked++;
     const [pid, ctr] = await this.session.read([
       { nodeId: TAGS.partId, attributeId: AttributeIds.Value },
       { nodeId: TAGS.triggerCounter, attributeId: AttributeIds.Value },
@@ -132,14 +181,17 @@ class FakeVision {
       value('modelVersion', a.modelVersion ?? 'test@1'),
     );
     await this.write(value('resultValid', true));
-    await new Promise<void>((resolve, reject) => {
-      if (this.#ack) return resolve();
-      const t = setTimeout(() => reject(new Error('no ResultAck within 3 s')), 3000);
+    const t0 = performance.now();
+    const acked = await new Promise<boolean>((resolve) => {
+      if (this.#ack) return resolve(true);
+      const t = setTimeout(() => resolve(false), this.ackTimeoutMs);
       this.#ackWaiters.push(() => {
         clearTimeout(t);
-        resolve();
+        resolve(true);
       });
     });
+    if (acked) this.ackWaitMs.push(performance.now() - t0);
+    else this.ackTimeouts++;
     await this.write(value('resultValid', false));
     this.answered++;
   }
@@ -147,6 +199,7 @@ class FakeVision {
 
 const sims: SimulatedPlc[] = [];
 const clients: OPCUAClient[] = [];
+const visions: FakeVision[] = [];
 
 async function sim(options: SimOptionsInput = {}): Promise<SimulatedPlc> {
   const plc = await SimulatedPlc.start({ port: 0, triggerRateHz: 0, ...options, security: { pkiDir: serverPki, ...options.security } });
@@ -155,6 +208,7 @@ async function sim(options: SimOptionsInput = {}): Promise<SimulatedPlc> {
 }
 
 afterEach(async () => {
+  for (const v of visions.splice(0)) v.stopHeartbeat();
   await Promise.all(clients.splice(0).map((c) => c.disconnect().catch(() => undefined)));
   await Promise.all(sims.splice(0).map((s) => s.stop()));
 });
@@ -191,10 +245,13 @@ describe('SimulatedPlc', () => {
       expect(r.score).toBeCloseTo(r.counter / 10, 5);
       expect(r.latencyMs).toBeGreaterThan(0);
       expect(r.latencyMs).toBeLessThan(1000);
+      // Exactly one answer per raising of Trigger, and the PLC acknowledged it.
+      expect([r.answers, r.acked, r.retried]).toEqual([1, true, undefined]);
     }
     expect(seen).toEqual(records);
     const report = plc.report();
     expect(report).toMatchObject({ triggers: 5, verdicts: { 0: 0, 1: 2, 2: 2, 3: 1 }, timeouts: 0, echoMismatches: 0, validStuck: 0 });
+    expect(report).toMatchObject({ duplicateAnswers: 0, strayResults: 0, staleLatches: 0, notReady: 0, reasks: 0, interlockOpen: true });
     expect(report.latencyMs).toMatchObject({ n: 5, p50: expect.any(Number), p99: expect.any(Number) });
     expect(report.lastCycles).toHaveLength(5);
     // The handshake ends with every strobe down.
@@ -204,7 +261,7 @@ describe('SimulatedPlc', () => {
 
   it('creates every tag under the exact NodeId of the tag map, writable, with the DataType of SIM_TYPES', async () => {
     const plc = await sim();
-    const vision = await FakeVision.connect(plc.endpoint);
+    const vision = await FakeVision.connect(plc.endpoint, { alive: false });
     const tags = Object.keys(SIM_TYPES) as TagName[];
     const read = await vision.session.read(tags.map((t) => ({ nodeId: TAGS[t] as string, attributeId: AttributeIds.DataType })));
     expect(read.map((dv) => dv.statusCode.name)).toEqual(tags.map(() => 'Good'));
@@ -215,8 +272,9 @@ describe('SimulatedPlc', () => {
 
   it('serves a Siemens-style map in ns=3 from namespace 3, with an integer PartId when types say so', async () => {
     const tags = defaultTagMap(3, 'DB_Vision');
-    const plc = await sim({ tags, types: { partId: 'UInt32' }, resultTimeoutMs: 200 });
-    const vision = await FakeVision.connect(plc.endpoint);
+    // No vision side writes this map's VisionReady: the interlock is off to see the PLC time out.
+    const plc = await sim({ tags, types: { partId: 'UInt32' }, resultTimeoutMs: 200, interlock: false });
+    const vision = await FakeVision.connect(plc.endpoint, { alive: false });
     const [ns, trigger, partId] = await vision.session.read([
       { nodeId: 'ns=0;i=2255', attributeId: AttributeIds.Value }, // Server.NamespaceArray
       { nodeId: tags.trigger, attributeId: AttributeIds.Value },
@@ -233,11 +291,9 @@ describe('SimulatedPlc', () => {
   it('fires triggers at triggerRateHz, one cycle at a time', async () => {
     const plc = await sim({ triggerRateHz: 20 });
     const vision = await FakeVision.connect(plc.endpoint, { answer: byCounter });
-    await new Promise((r) => setTimeout(r, 1000));
+    await until(() => plc.report().lastCycles.filter((r) => r.outcome === 'ok').length >= 5);
     const report = plc.report();
     expect(vision.errors).toEqual([]);
-    const ok = report.lastCycles.filter((r) => r.outcome === 'ok');
-    expect(ok.length).toBeGreaterThanOrEqual(5);
     // Counters never skip or repeat: no two cycles overlapped.
     const counters = report.lastCycles.map((r) => r.counter);
     expect(counters).toEqual(counters.map((_, i) => counters[0]! + i));
@@ -255,7 +311,8 @@ describe('SimulatedPlc', () => {
   });
 
   it('records a timeout when nobody answers within resultTimeoutMs, and drops Trigger', async () => {
-    const plc = await sim({ resultTimeoutMs: 300 });
+    // Nobody is connected: the interlock is off, else the PLC would not raise Trigger at all.
+    const plc = await sim({ resultTimeoutMs: 300, interlock: false });
     const t0 = performance.now();
     const r = await plc.trigger();
     expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
@@ -265,19 +322,22 @@ describe('SimulatedPlc', () => {
     expect(plc.report()).toMatchObject({ triggers: 1, timeouts: 1, verdicts: { 0: 0, 1: 0, 2: 0, 3: 0 } });
   });
 
-  it('restarts on the same endpoint with every value reset, and a reconnecting client carries on', async () => {
+  it('restarts fresh on the same endpoint with every value reset, ends the cycle in progress, and a reconnecting client carries on', async () => {
     const plc = await sim();
     const endpoint = plc.endpoint;
-    const vision = await FakeVision.connect(endpoint, { answer: byCounter, reconnect: true });
+    const vision = await FakeVision.connect(endpoint, { answer: (job) => (job.partId === 'HANG' ? undefined : byCounter(job)), reconnect: true });
     await vision.write(value('visionReady', true), value('modelVersion', 'written-before'));
     expect((await plc.trigger()).outcome).toBe('ok');
     expect([plc.read('visionReady'), plc.read('triggerCounter')]).toEqual([true, 1]);
+    const hanging = plc.trigger('HANG').catch((e: unknown) => e);
+    await until(() => plc.read('trigger') === true);
 
     const back = once(vision.client, 'connection_reestablished', { signal: AbortSignal.timeout(15_000) });
-    await plc.restart();
+    await plc.restart({ mode: 'fresh' });
+    expect(await hanging).toMatchObject({ code: 'LG_ERR_PLC_SIM_STOPPED' });
     expect(plc.endpoint).toBe(endpoint);
     expect([plc.read('visionReady'), plc.read('modelVersion'), plc.read('triggerCounter'), plc.read('resultValid')]).toEqual([false, '', 0, false]);
-    expect(plc.report()).toMatchObject({ restarts: 1, visionReady: false });
+    expect(plc.report()).toMatchObject({ restarts: 1, restartsByMode: { fresh: 1, retentive: 0 }, visionReady: false, triggers: 2 });
 
     await back;
     // The client's subscription came back with the session: the next handshake works, counting from 1 again.
@@ -288,7 +348,7 @@ describe('SimulatedPlc', () => {
 
   it('emits heartbeat-lost when VisionReady is true and VisionHeartbeat stops changing', async () => {
     const plc = await sim({ visionWatchdogMs: 400 });
-    const vision = await FakeVision.connect(plc.endpoint);
+    const vision = await FakeVision.connect(plc.endpoint, { alive: false });
     const lost: unknown[] = [];
     plc.on('heartbeat-lost', (l) => lost.push(l));
     const ready = once(plc, 'ready', { signal: AbortSignal.timeout(3000) });
@@ -359,6 +419,17 @@ describe('SimulatedPlc', () => {
     await expect(SimulatedPlc.start({ tags: { ...TAGS, trigger: 's=Trigger' } })).rejects.toMatchObject({ code: 'LG_ERR_PLC_SIM_CONFIG', path: 'tags.trigger' });
     await expect(SimulatedPlc.start({ tags: { ...TAGS, busy: TAGS.trigger } })).rejects.toMatchObject({ code: 'LG_ERR_PLC_SIM_CONFIG', path: 'tags.busy' });
     await expect(SimulatedPlc.start({ triggerRateHz: -1 })).rejects.toMatchObject({ code: 'LG_ERR_PLC_SIM_CONFIG', path: 'triggerRateHz' });
+    await expect(SimulatedPlc.start({ minSamplingIntervalMs: 2.5 })).rejects.toMatchObject({ code: 'LG_ERR_PLC_SIM_CONFIG', path: 'minSamplingIntervalMs' });
+    await expect(SimulatedPlc.start({ ackDelayMs: -1 })).rejects.toMatchObject({ code: 'LG_ERR_PLC_SIM_CONFIG', path: 'ackDelayMs' });
+  });
+
+  it('refuses bad restart() and trigger() options, naming the field, without touching the server', async () => {
+    const plc = await sim({ interlock: false, resultTimeoutMs: 100 });
+    await expect(plc.restart({ mode: 'warm' as 'fresh' })).rejects.toMatchObject({ code: 'LG_ERR_PLC_SIM_CONFIG', path: 'restart.mode' });
+    await expect(plc.restart({ downMs: -5 })).rejects.toMatchObject({ code: 'LG_ERR_PLC_SIM_CONFIG', path: 'restart.downMs' });
+    await expect(plc.trigger('P1', { ackDelayMs: 1.5 })).rejects.toMatchObject({ code: 'LG_ERR_PLC_SIM_CONFIG', path: 'trigger.ackDelayMs' });
+    await expect(plc.trigger('P1', { counter: 2 ** 32 })).rejects.toMatchObject({ code: 'LG_ERR_PLC_SIM_CONFIG', path: 'trigger.counter' });
+    expect(plc.report()).toMatchObject({ restarts: 0, triggers: 0 });
   });
 
   it('refuses to start on a port that is taken, with a retryable coded error', async () => {
@@ -384,8 +455,198 @@ describe('SimulatedPlc', () => {
   });
 });
 
-/** bin/linegate.mjs as a user runs it; with `kill`, SIGTERM it `afterMs` after stderr matches `untilStderr`. */
-async function linegate(args: string[], kill?: { untilStderr: RegExp; afterMs: number }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+describe('SimulatedPlc: the VisionReady interlock', () => {
+  it('raises Trigger only once VisionReady is true and VisionHeartbeat moves: VisionReady alone does not open it', async () => {
+    const plc = await sim({ resultTimeoutMs: 5000 });
+    const vision = await FakeVision.connect(plc.endpoint, { answer: byCounter, alive: false });
+    const cycle = plc.trigger('IL-1');
+    await vision.write(value('visionReady', true));
+    // The server applies a write before it answers it, and an open interlock raises Trigger in that same turn.
+    expect(plc.report()).toMatchObject({ visionReady: true, interlockOpen: false });
+    expect(plc.read('trigger')).toBe(false);
+    await vision.write(value('visionHeartbeat', 1));
+    expect(await cycle).toMatchObject({ partId: 'IL-1', counter: 1, outcome: 'ok', answers: 1 });
+    expect(plc.report()).toMatchObject({ triggers: 1, notReady: 0, interlockOpen: true });
+  });
+
+  it("ends a manual cycle 'not-ready' when the heartbeat went stale and stays so for resultTimeoutMs: no Trigger, no counter spent", async () => {
+    const plc = await sim({ resultTimeoutMs: 300, visionWatchdogMs: 200 });
+    const vision = await FakeVision.connect(plc.endpoint, { answer: byCounter, alive: false });
+    await vision.write(value('visionReady', true), value('visionHeartbeat', 1));
+    expect(plc.report().interlockOpen).toBe(true);
+    // VisionReady stays true; the heartbeat stops.
+    await until(() => !plc.report().interlockOpen, { ms: 3000 });
+    const r = await plc.trigger('NR-1');
+    expect(r).toMatchObject({ partId: 'NR-1', counter: 1, outcome: 'not-ready', verdict: 0, answers: 0, acked: false });
+    expect(r.latencyMs).toBeGreaterThanOrEqual(290);
+    expect([plc.read('trigger'), plc.read('triggerCounter'), plc.read('partId')]).toEqual([false, 0, '']);
+    expect(plc.report()).toMatchObject({ triggers: 0, notReady: 1, timeouts: 0, visionReady: true });
+    expect(vision.asked).toBe(0);
+    // The heartbeat moves again: the next part gets the counter the rejected one did not use.
+    await vision.write(value('visionHeartbeat', 2));
+    expect(await plc.trigger('NR-2')).toMatchObject({ partId: 'NR-2', counter: 1, outcome: 'ok' });
+  });
+
+  it('skips and counts a rate tick while the interlock is closed, and triggers once the vision side is alive', async () => {
+    const plc = await sim({ triggerRateHz: 50 });
+    await until(() => plc.report().notReadyTicks >= 3, { ms: 3000 });
+    expect(plc.report()).toMatchObject({ triggers: 0, skippedTicks: 0, notReady: 0 });
+    expect(plc.read('trigger')).toBe(false);
+    const vision = await FakeVision.connect(plc.endpoint, { answer: byCounter });
+    await until(() => plc.report().lastCycles.filter((r) => r.outcome === 'ok').length >= 3);
+    expect(vision.errors).toEqual([]);
+    expect(plc.report().lastCycles.map((r) => r.counter).slice(0, 3)).toEqual([1, 2, 3]);
+  });
+});
+
+describe('SimulatedPlc: answers, acks and subscription floors', () => {
+  it('counts a second answer within one raising of Trigger as a duplicate, and an answer while Trigger is low as a stray', async () => {
+    const plc = await sim({ resultTimeoutMs: 5000 });
+    const vision = await FakeVision.connect(plc.endpoint);
+    // A slow PLC scan (ackDelayMs) leaves time for the vision side to answer the same part twice.
+    const cycle = plc.trigger('DUP-1', { ackDelayMs: 500 });
+    await until(() => plc.read('trigger') === true);
+    await vision.write(value('resultPartId', 'DUP-1'), value('resultCounter', 1), value('verdict', 1), value('rejectCode', 0));
+    await vision.write(value('resultValid', true));
+    await vision.write(value('resultValid', false));
+    await vision.write(value('resultValid', true));
+    await until(() => plc.read('resultAck') === true);
+    await vision.write(value('resultValid', false));
+    expect(await cycle).toMatchObject({ outcome: 'ok', verdict: 1, answers: 2, acked: true });
+    expect(plc.report()).toMatchObject({ duplicateAnswers: 1, strayResults: 0, verdicts: { 1: 1 } });
+    // Trigger is low: this answer belongs to no part.
+    await vision.write(value('resultValid', true));
+    expect(plc.report()).toMatchObject({ duplicateAnswers: 1, strayResults: 1 });
+    await vision.write(value('resultValid', false));
+  });
+
+  it('latches a ResultValid left high from before Trigger rose as stale: an echo mismatch with no answer of its own', async () => {
+    const plc = await sim();
+    const vision = await FakeVision.connect(plc.endpoint);
+    // The answer to a part the PLC is no longer asking about.
+    await vision.write(value('resultPartId', 'OLD-0'), value('resultCounter', 0), value('verdict', 1), value('rejectCode', 0));
+    await vision.write(value('resultValid', true));
+    const cycle = plc.trigger('NEW-1');
+    await until(() => plc.read('resultAck') === true);
+    await vision.write(value('resultValid', false));
+    expect(await cycle).toMatchObject({ partId: 'NEW-1', outcome: 'echo-mismatch', echo: { partId: 'OLD-0', counter: 0 }, answers: 0 });
+    expect(plc.report()).toMatchObject({ strayResults: 1, staleLatches: 1, echoMismatches: 1, verdicts: { 0: 0, 1: 0, 2: 0, 3: 0 } });
+  });
+
+  it('with ack: false latches the verdict, never raises ResultAck, and ends when the vision side gives up and drops ResultValid', async () => {
+    const plc = await sim({ resultTimeoutMs: 3000 });
+    const vision = await FakeVision.connect(plc.endpoint, { answer: byCounter, ackTimeoutMs: 200 });
+    const r = await plc.trigger('NOACK-1', { ack: false });
+    expect(r).toMatchObject({ partId: 'NOACK-1', outcome: 'ok', verdict: 1, answers: 1, acked: false });
+    expect(r.validStuck).toBeUndefined();
+    await until(() => vision.answered === 1);
+    expect([vision.ackTimeouts, vision.sawAck]).toEqual([1, false]);
+    expect(plc.report().verdicts[1]).toBe(1);
+    // The next cycle acknowledges as usual.
+    expect(await plc.trigger('ACK-2')).toMatchObject({ outcome: 'ok', acked: true });
+    expect(vision.sawAck).toBe(true);
+  });
+
+  it('holds ResultAck back for ackDelayMs after ResultValid, from the options and per cycle', async () => {
+    const plc = await sim({ ackDelayMs: 150 });
+    const vision = await FakeVision.connect(plc.endpoint, { answer: byCounter });
+    expect(await plc.trigger()).toMatchObject({ outcome: 'ok', acked: true });
+    expect(await plc.trigger(undefined, { ackDelayMs: 400 })).toMatchObject({ outcome: 'ok', acked: true });
+    await until(() => vision.answered === 2);
+    // Lower bounds only; the vision side starts its clock a write's round trip after the PLC saw ResultValid.
+    expect(vision.ackWaitMs[0]).toBeGreaterThanOrEqual(120);
+    expect(vision.ackWaitMs[1]).toBeGreaterThanOrEqual(320);
+  });
+
+  it('grants a client asking for sampling 0 and publishing 10 no more than minSamplingIntervalMs and minPublishingIntervalMs', async () => {
+    const fast = await sim();
+    const a = await FakeVision.connect(fast.endpoint, { alive: false });
+    expect(a.granted.publishingMs).toBeLessThanOrEqual(10);
+    expect(a.granted.triggerSamplingMs).toBeLessThanOrEqual(10);
+    expect(a.granted.ackSamplingMs).toBeLessThanOrEqual(10);
+    await fast.stop();
+    // 0: every change is sent, none folded.
+    const every = await sim({ minSamplingIntervalMs: 0 });
+    const b = await FakeVision.connect(every.endpoint, { alive: false });
+    expect([b.granted.triggerSamplingMs, b.granted.ackSamplingMs]).toEqual([0, 0]);
+  });
+});
+
+describe('SimulatedPlc: retentive restarts', () => {
+  it('keeps every tag, the vision side\'s too, and the counter; completes a latched cycle without asking again', async () => {
+    const plc = await sim({ resultTimeoutMs: 10_000 });
+    const vision = await FakeVision.connect(plc.endpoint, { reconnect: true });
+    const cycle = plc.trigger('RET-1');
+    await until(() => plc.read('trigger') === true);
+    await vision.write(value('resultPartId', 'RET-1'), value('resultCounter', 1), value('verdict', 2), value('rejectCode', 17), value('modelVersion', 'm@3'));
+    await vision.write(value('resultValid', true));
+    // Latched and acknowledged; the vision side has not dropped ResultValid yet.
+    await until(() => plc.read('resultAck') === true);
+    const beat = Number(plc.read('visionHeartbeat'));
+    expect(beat).toBeGreaterThan(0);
+
+    await plc.restart({ mode: 'retentive' });
+    expect(await cycle).toMatchObject({ partId: 'RET-1', counter: 1, outcome: 'ok', verdict: 2, rejectCode: 17, answers: 1, acked: true });
+    expect((await cycle).retried).toBeUndefined();
+    // The start-up reset drops Trigger and ResultAck; the data block keeps everything else.
+    expect([plc.read('trigger'), plc.read('resultAck')]).toEqual([false, false]);
+    expect([plc.read('partId'), plc.read('triggerCounter'), plc.read('resultPartId'), plc.read('resultCounter'), plc.read('verdict'), plc.read('rejectCode'), plc.read('modelVersion')]).toEqual(['RET-1', 1, 'RET-1', 1, 2, 17, 'm@3']);
+    expect([plc.read('resultValid'), plc.read('visionReady')]).toEqual([true, true]);
+    expect(Number(plc.read('visionHeartbeat'))).toBeGreaterThanOrEqual(beat);
+    expect(plc.report()).toMatchObject({ restarts: 1, restartsByMode: { fresh: 0, retentive: 1 } });
+
+    // The vision side is back (its heartbeat moves on this server): the latched part is not asked again.
+    await until(() => plc.report().interlockOpen, { ms: 15_000 });
+    expect(plc.read('trigger')).toBe(false);
+    expect(plc.report()).toMatchObject({ triggers: 1, reasks: 0, verdicts: { 2: 1 } });
+    await vision.write(value('resultValid', false));
+    // The kept counter: the next part is 2.
+    const next = plc.trigger('RET-2');
+    await until(() => plc.read('trigger') === true);
+    expect(plc.read('triggerCounter')).toBe(2);
+    await vision.write(value('resultPartId', 'RET-2'), value('resultCounter', 2), value('verdict', 1), value('rejectCode', 0));
+    await vision.write(value('resultValid', true));
+    await until(() => plc.read('resultAck') === true);
+    await vision.write(value('resultValid', false));
+    expect(await next).toMatchObject({ counter: 2, outcome: 'ok' });
+  }, 20_000);
+
+  it('asks again, with the same PartId and counter, a cycle that had not latched its verdict, once the vision side is back', async () => {
+    const plc = await sim({ resultTimeoutMs: 10_000 });
+    let silent = true;
+    const vision = await FakeVision.connect(plc.endpoint, { answer: (job) => (silent ? undefined : byCounter(job)), reconnect: true });
+    const cycle = plc.trigger('RA-1');
+    await until(() => vision.asked === 1);
+    silent = false;
+    const t0 = performance.now();
+    await plc.restart({ mode: 'retentive', downMs: 500 });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(500);
+    // Trigger stays low until the vision side's heartbeat moves on the new server.
+    expect([plc.read('trigger'), plc.read('partId'), plc.read('triggerCounter')]).toEqual([false, 'RA-1', 1]);
+
+    const r = await cycle;
+    expect(r).toMatchObject({ partId: 'RA-1', counter: 1, outcome: 'ok', verdict: 1, echo: { partId: 'RA-1', counter: 1 }, answers: 1, acked: true, retried: true });
+    expect(vision.asked).toBe(2);
+    expect(plc.report()).toMatchObject({ triggers: 1, reasks: 1, restartsByMode: { fresh: 0, retentive: 1 }, verdicts: { 1: 1 }, duplicateAnswers: 0, echoMismatches: 0 });
+  }, 20_000);
+
+  it("stop() during a retentive restart's down time ends it at once and rejects the cycle waiting for the server", async () => {
+    const plc = await sim({ interlock: false, resultTimeoutMs: 10_000 });
+    const cycle = plc.trigger('DOWN-1').catch((e: unknown) => e);
+    await until(() => plc.read('trigger') === true);
+    const restart = plc.restart({ mode: 'retentive', downMs: 60_000 }).catch((e: unknown) => e);
+    await until(() => plc.read('trigger') === undefined);
+    await plc.stop();
+    expect(await cycle).toMatchObject({ code: 'LG_ERR_PLC_SIM_STOPPED' });
+    expect(await restart).toMatchObject({ code: 'LG_ERR_PLC_SIM_STOPPED' });
+  });
+});
+
+/**
+ * bin/linegate.mjs as a user runs it; with `kill`, SIGTERM it `afterMs` after stderr matches `untilStderr`;
+ * `onStderr` sees stderr as it grows.
+ */
+async function linegate(args: string[], kill?: { untilStderr: RegExp; afterMs: number }, onStderr?: (text: string) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [path.join(ROOT, 'bin/linegate.mjs'), ...args], { cwd: ROOT, env: { ...process.env, LINEGATE_LOG_LEVEL: 'info' } });
   let stdout = '';
   let stderr = '';
@@ -393,12 +654,16 @@ async function linegate(args: string[], kill?: { untilStderr: RegExp; afterMs: n
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
+    onStderr?.(stderr);
     if (kill !== undefined && !killing && kill.untilStderr.test(stderr)) {
       killing = true;
       setTimeout(() => child.kill('SIGTERM'), kill.afterMs);
     }
   });
+  // Bounded: a child that hangs is killed, and the test fails on its exit code.
+  const guard = setTimeout(() => child.kill('SIGKILL'), 18_000);
   const [code] = (await once(child, 'close')) as [number | null];
+  clearTimeout(guard);
   return { code, stdout, stderr };
 }
 
@@ -408,6 +673,7 @@ describe('linegate plc-sim', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Usage: linegate plc-sim');
     for (const flag of ['--port', '--host', '--rate', '--users', '--secure', '--pki', '--duration']) expect(r.stdout).toContain(flag);
+    for (const flag of ['--cycles', '--no-interlock', '--min-sampling-ms', '--min-publishing-ms', '--ack-delay-ms', '--trigger-low-ms', '--result-timeout-ms']) expect(r.stdout).toContain(flag);
   });
 
   it('refuses --secure without --users (exit 2, no server started)', async () => {
@@ -428,10 +694,38 @@ describe('linegate plc-sim', () => {
     expect(plcSim).toMatchObject({ triggers: 0, timeouts: 0, verdicts: { 0: 0, 1: 0, 2: 0, 3: 0 }, endpoint: expect.stringMatching(/^opc\.tcp:\/\/127\.0\.0\.1:\d+\/$/) });
   }, 20_000);
 
+  it('runs --cycles back to back against a vision client, then exits 0 with the report and its new counters', async () => {
+    let found: (e: string) => void = () => undefined;
+    const endpoint = new Promise<string>((resolve) => (found = resolve));
+    const run = linegate(['plc-sim', '--port', '0', '--cycles', '3', '--min-sampling-ms', '5', '--ack-delay-ms', '5', '--trigger-low-ms', '20', '--result-timeout-ms', '3000', '--pki', serverPki, '--no-pretty'], undefined, (text) => {
+      const m = /listening on (opc\.tcp:\/\/[^\s"]+)/.exec(text);
+      if (m !== null) found(m[1]!);
+    });
+    const listening = await Promise.race([endpoint, run.then((r) => Promise.reject(new Error(`exited before listening: ${r.stderr}`)))]);
+    const vision = await FakeVision.connect(listening, { answer: byCounter });
+    const { code, stdout, stderr } = await run;
+    expect(code, stderr).toBe(0);
+    expect(vision.errors).toEqual([]);
+    const { plcSim } = JSON.parse(stdout.trim()) as { plcSim: SimReport };
+    expect(plcSim).toMatchObject({ triggers: 3, verdicts: { 0: 0, 1: 2, 2: 1, 3: 0 }, timeouts: 0, echoMismatches: 0, notReady: 0, notReadyTicks: 0, duplicateAnswers: 0, strayResults: 0, staleLatches: 0, reasks: 0 });
+    expect(plcSim.lastCycles.map((r) => [r.counter, r.answers, r.acked])).toEqual([
+      [1, 1, true],
+      [2, 1, true],
+      [3, 1, true],
+    ]);
+  }, 20_000);
+
+  it('refuses --cycles with --rate (exit 2)', async () => {
+    const r = await linegate(['plc-sim', '--cycles', '3', '--rate', '5', '--port', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('LG_ERR_CLI_USAGE');
+  });
+
   it('stops on SIGTERM in the middle of a cycle, exits 0 and prints the report', async () => {
     const users = path.join(scratch('lg-plc-sim-users-'), 'users.json');
     writeFileSync(users, JSON.stringify([{ username: 'line2', password: 'correct horse' }]));
-    const r = await linegate(['plc-sim', '--port', '0', '--rate', '5', '--users', users, '--pki', serverPki, '--no-pretty'], { untilStderr: /listening on opc\.tcp/, afterMs: 500 });
+    // --no-interlock: nobody connects, and the PLC must raise Trigger all the same for a cycle to be running.
+    const r = await linegate(['plc-sim', '--port', '0', '--rate', '5', '--no-interlock', '--users', users, '--pki', serverPki, '--no-pretty'], { untilStderr: /listening on opc\.tcp/, afterMs: 500 });
     expect(r.code, r.stderr).toBe(0);
     const { plcSim } = JSON.parse(r.stdout.trim()) as { plcSim: { triggers: number; timeouts: number } };
     // Nobody answers and resultTimeoutMs is 2 s: the first cycle was still waiting when the signal came.

@@ -70,8 +70,8 @@ describe('linegate CLI', () => {
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
     const { summary } = JSON.parse(lines[0]!) as { summary: Record<string, unknown> };
-    expect(Object.keys(summary)).toEqual(['frames', 'pass', 'fail', 'error', 'dropped', 'fps', 'latencyMs']);
-    expect(summary).toMatchObject({ frames: 50, dropped: 0, latencyMs: { p50: expect.any(Number), p95: expect.any(Number), p99: expect.any(Number) } });
+    expect(Object.keys(summary)).toEqual(['frames', 'pass', 'fail', 'error', 'dropped', 'undelivered', 'fps', 'latencyMs']);
+    expect(summary).toMatchObject({ frames: 50, dropped: 0, undelivered: 0, latencyMs: { p50: expect.any(Number), p95: expect.any(Number), p99: expect.any(Number) } });
     // logs are pino JSON on stderr
     for (const line of r.stderr.trim().split('\n').filter((l) => l.startsWith('{'))) expect(JSON.parse(line)).toHaveProperty('level');
     // the demo's simulated PLC triggered every part and got exactly one verdict per trigger, each with the right echo
@@ -89,8 +89,8 @@ describe('linegate CLI', () => {
   it('drains and exits 0 with a summary on SIGTERM', async () => {
     const r = await linegate(['run', 'stations/demo.yaml', '--no-pretty'], { untilStdout: /station started/ });
     expect(r.code).toBe(0);
-    const { summary } = JSON.parse(lastLine(r.stdout)) as { summary: { frames: number; pass: number; fail: number; error: number; dropped: number } };
-    expect(summary.pass + summary.fail + summary.error + summary.dropped).toBe(summary.frames);
+    const { summary } = JSON.parse(lastLine(r.stdout)) as { summary: { frames: number; pass: number; fail: number; error: number; dropped: number; undelivered: number } };
+    expect(summary.pass + summary.fail + summary.error + summary.dropped + summary.undelivered).toBe(summary.frames);
     expect(r.stderr).toContain('draining');
   }, 30_000);
 

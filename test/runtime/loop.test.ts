@@ -1,37 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { InspectionResult } from '../../runtime/result.js';
-import type { Station } from '../../runtime/station.js';
 import { probe } from '../helpers/probe-plugins.js';
-import { stationFrom } from '../helpers/station.js';
+import { closeProbeStations, probeStation } from '../helpers/probe-station.js';
+import { capturingLog, stationFrom } from '../helpers/station.js';
+import { until } from '../helpers/until.js';
 
 let n = 0;
-const open: Station[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((s) => s.close()));
-});
+afterEach(closeProbeStations);
 
-interface Options {
-  station?: Record<string, unknown>;
-  source?: Record<string, unknown>;
-  stage?: Record<string, unknown>;
-  sinks?: { name: string; critical?: boolean; config?: Record<string, unknown> }[];
-}
-
-/** A station of probe plugins with its own probe name, so tests never share state. */
-function make(o: Options = {}): { station: Station; name: string } {
-  const name = `p${++n}`;
-  const station = stationFrom({
-    station: { id: 'loop-test', cycleBudgetMs: 1000, ...o.station },
-    source: { name: 'cam', use: 'test/source@1', config: { probe: name, ...o.source } },
-    stages: [
-      { name: 'work', use: 'test/stage@1', config: { probe: name, ...o.stage } },
-      { name: 'verdict', use: 'test/decide@1', config: { probe: name } },
-    ],
-    sinks: (o.sinks ?? [{ name: 'plc', critical: true }]).map((s) => ({ name: s.name, use: 'test/sink@1', critical: s.critical, config: { probe: `${name}-${s.name}`, ...s.config } })),
-  });
-  open.push(station);
-  return { station, name };
-}
+const make = probeStation;
 
 describe('the frame loop', () => {
   it('gives every frame exactly one result that parses with the result schema', async () => {
@@ -82,10 +59,14 @@ describe('the frame loop', () => {
     const { station, name } = make({ station: { cycleBudgetMs: 50 }, source: { count: 2 }, stage: { delayMs: 400, ignoreSignal: true } });
     const summary = await station.run();
     expect(summary).toMatchObject({ frames: 2, error: 2, pass: 0, fail: 0 });
-    for (const r of probe(`${name}-plc`).results) {
-      expect(r).toMatchObject({ verdict: 'error', rejectCode: 902, reasons: [{ code: 'LG_ERR_STAGE_TIMEOUT', step: 'work' }] });
+    const results = probe(`${name}-plc`).results;
+    for (const r of results) {
+      expect(r).toMatchObject({ verdict: 'error', rejectCode: 902, reasons: [{ code: 'LG_ERR_STAGE_TIMEOUT' }] });
       expect(r.timings.totalMs).toBeLessThan(400);
     }
+    // the first part's stage call keeps its slot until it returns, so the second spent its budget in the queue
+    expect(results.find((r) => r.sequence === 0)!.reasons[0]).toMatchObject({ step: 'work' });
+    expect(results.find((r) => r.sequence === 1)!.reasons[0]!.message).toContain('(queue)');
   });
 
   it('turns a stage that throws into an error verdict with reject code 901 and goes on with the next part', async () => {
@@ -169,11 +150,78 @@ describe('the frame loop', () => {
     const { station } = make({ source: { count: 0 } });
     expect((await station.run({ maxFrames: 7 })).frames).toBe(7);
   });
+
+  it('drops the newest frame under drop-oldest when nothing is queued to drop (queueSize 0), and still gives every frame a result', async () => {
+    // The schema refuses this combination; the loop must survive it all the same.
+    const { station, name } = make({ station: { dropPolicy: 'drop-oldest', maxInFlight: 1, queueSize: 1 }, unchecked: { queueSize: 0 }, source: { count: 10 }, stage: { delayMs: 10 } });
+    const summary = await station.run();
+    expect(summary.frames).toBe(10);
+    expect(summary.dropped).toBeGreaterThan(0);
+    const results = probe(`${name}-plc`).results;
+    expect(results.map((r) => r.sequence).sort((a, b) => a - b)).toEqual([...Array(10).keys()]);
+    // the frame in the only slot is the oldest: it is inspected, the newcomers are the ones dropped
+    expect(results.find((r) => r.sequence === 0)?.verdict).toBe('pass');
+  });
+
+  it('counts a part whose verdict no critical sink took as undelivered, apart from pass, fail and error', async () => {
+    const { station } = make({ source: { count: 3 }, sinks: [{ name: 'plc', critical: true, config: { fail: true } }, { name: 'queue', critical: false }] });
+    const summary = await station.run();
+    expect(summary).toMatchObject({ frames: 3, pass: 0, fail: 0, error: 0, dropped: 0, undelivered: 3 });
+  });
+
+  it('sums frames as pass + fail + error + dropped + undelivered', async () => {
+    const { station } = make({ station: { dropPolicy: 'drop-newest', maxInFlight: 1, queueSize: 1 }, source: { count: 20 }, stage: { delayMs: 5 } });
+    const s = await station.run();
+    expect(s.undelivered).toBe(0);
+    expect(s.pass + s.fail + s.error + s.dropped + s.undelivered).toBe(s.frames);
+  });
+});
+
+describe('the station events', () => {
+  it('keep delivering to a background sink when a delivery listener throws, and log the listener error with the event name', async () => {
+    const { log, entries } = capturingLog();
+    const { station, name } = make({ station: { closeTimeoutMs: 500 }, source: { count: 5 }, sinks: [{ name: 'plc', critical: true }, { name: 'queue', critical: false }], log });
+    station.on('delivery', () => {
+      throw new Error('listener bug');
+    });
+    await station.run();
+    expect(probe(`${name}-queue`).results).toHaveLength(5);
+    const logged = entries().filter((e) => e.event === 'delivery' && JSON.stringify(e.err).includes('listener bug'));
+    expect(logged).toHaveLength(5);
+  });
+
+  it('settle the frame even when a result listener throws', async () => {
+    const { log, entries } = capturingLog();
+    const { station, name } = make({ source: { count: 4, settle: true }, log });
+    let calls = 0;
+    station.on('result', () => {
+      calls++;
+      throw new Error('listener bug');
+    });
+    const after: number[] = [];
+    station.on('result', (r) => void after.push(r.sequence)); // a second listener still hears every result
+    const summary = await station.run();
+    expect(summary).toMatchObject({ frames: 4, pass: 2, fail: 2 });
+    expect(calls).toBe(4);
+    expect(after).toHaveLength(4);
+    expect([...probe(name).settled].sort()).toEqual([0, 1, 2, 3]);
+    expect(entries().filter((e) => e.event === 'result' && e.level === 50)).toHaveLength(4);
+  });
+
+  it('isolate a listener whose promise rejects', async () => {
+    const { log, entries } = capturingLog();
+    const { station } = make({ source: { count: 2 }, log });
+    station.on('result', async () => {
+      throw new Error('async listener bug');
+    });
+    await station.run();
+    await until(() => entries().filter((e) => e.event === 'result' && JSON.stringify(e.err).includes('async listener bug')).length === 2, { ms: 2000 });
+  });
 });
 
 describe('the station lifecycle', () => {
   it('starts downstream first, closes upstream first, and close() is safe to call twice', async () => {
-    const name = `p${++n}`;
+    const name = `life${++n}`;
     const station = stationFrom({
       station: { id: 'lifecycle' },
       source: { name: 'cam', use: 'test/source@1', config: { probe: name, count: 1 } },
@@ -190,7 +238,7 @@ describe('the station lifecycle', () => {
   });
 
   it('closes the steps it had started when a later step fails to start', async () => {
-    const name = `p${++n}`;
+    const name = `life${++n}`;
     const ok = stationFrom({
       station: { id: 'lifecycle' },
       source: { name: 'cam', use: 'core/folder-source@1', config: { dir: 'no/such/folder' } },

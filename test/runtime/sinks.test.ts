@@ -57,4 +57,55 @@ describe('the background sink lanes', () => {
     await d.flush(5000);
     expect(sink.got.at(-1)!.image).toBe(1000);
   });
+
+  it('keep going when the delivery callback throws: the error is logged with the event name and the lane is not wedged', async () => {
+    const sink = heldSink();
+    const { log, entries } = capturingLog();
+    const d = new SinkDispatcher([{ step: step('queue'), instance: sink.instance, ctx: contextFor(new AbortController().signal) }], {
+      timeoutMs: 5000,
+      laneSize: 10,
+      log,
+      onDelivery: () => {
+        throw new Error('listener bug');
+      },
+    });
+    sink.release();
+    for (let i = 0; i < 5; i++) await d.deliver(sampleResult({ sequence: i }));
+    await d.flush(2000);
+    expect(sink.got).toHaveLength(5);
+    expect(entries().filter((e) => e.event === 'delivery' && JSON.stringify(e.err).includes('listener bug'))).toHaveLength(5);
+    expect(entries().some((e) => String(e.msg).includes('flush timed out'))).toBe(false);
+  });
+
+  it('log a full lane once per interval with counts, not once per refused result', async () => {
+    const sink = heldSink();
+    const { log, entries } = capturingLog();
+    const d = new SinkDispatcher([{ step: step('queue'), instance: sink.instance, ctx: contextFor(new AbortController().signal) }], { timeoutMs: 5000, laneSize: 1, log, onDelivery: () => undefined });
+    for (let i = 0; i < 50; i++) await d.deliver(sampleResult({ sequence: i }));
+    expect(d.overflows).toBe(48);
+    sink.release();
+    await d.flush(2000);
+    const lines = entries().filter((e) => e.code === 'LG_ERR_SINK_OVERFLOW');
+    expect(lines.length).toBeLessThanOrEqual(2);
+    expect(lines.reduce((n, e) => n + Number(e.refused), 0)).toBe(48);
+  });
 });
+
+describe('the sinks\' lifecycle calls', () => {
+  it('call stopping() on every sink once, however often they are asked, and bound each call', async () => {
+    let stops = 0;
+    const slow: SinkInstance = { write: async () => undefined, stopping: () => new Promise<void>(() => void stops++) };
+    const quick: SinkInstance = { write: async () => undefined, stopping: async () => void stops++ };
+    const d = new SinkDispatcher(
+      [
+        { step: step('plc'), instance: slow, ctx: contextFor(new AbortController().signal) },
+        { step: step('queue'), instance: quick, ctx: contextFor(new AbortController().signal) },
+      ],
+      { timeoutMs: 50, laneSize: 10, log: silentLog, onDelivery: () => undefined },
+    );
+    await Promise.all([d.stopping(), d.stopping()]);
+    await d.stopping();
+    expect(stops).toBe(2);
+  });
+});
+

@@ -27,7 +27,7 @@ export async function benchModel(pkgDir: string, fixtures: string, iterations: n
   if (!existsSync(path.join(abs, 'model.onnx'))) return { skipped: `${pkgDir}/model.onnx is not here (a link into ../shared?)` };
   const pkg = await loadModelPackage(abs);
   const spec = pkg.manifest.input;
-  const session = await openSession(pkg, { intraOpThreads: 0, interOpThreads: 1 });
+  const session = await openSession(pkg, { intraOpThreads: 0, interOpThreads: 1, threadSpinning: false });
   const ctx = contextFor(new AbortController().signal);
   const decode = await imageDecode.init(imageDecode.manifest.config.parse({ color: spec.channels === 1 ? 'GRAY' : 'RGB' }), ctx);
   const files = images(path.join(ROOT, fixtures)).filter((f) => !/\/[^/]+\.png$/.test(f) || !existsSync(f.replace(/\.png$/, '.jpg')));

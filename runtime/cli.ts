@@ -157,6 +157,7 @@ interface PlcSimOptions {
   minPublishingMs?: number;
   ackDelayMs?: number;
   triggerLowMs?: number;
+  triggerJitterMs?: number;
   resultTimeoutMs?: number;
   logLevel?: string;
   pretty?: boolean;
@@ -185,6 +186,7 @@ async function plcSimCommand(opts: PlcSimOptions, rateGiven: boolean): Promise<n
       minPublishingIntervalMs: opts.minPublishingMs,
       ackDelayMs: opts.ackDelayMs,
       triggerLowMs: opts.triggerLowMs,
+      triggerJitterMs: opts.triggerJitterMs,
       resultTimeoutMs: opts.resultTimeoutMs,
     }).filter(([, v]) => v !== undefined),
   );
@@ -368,6 +370,7 @@ export function buildCli(): Command {
     .option('--min-publishing-ms <ms>', "the server's floor for a subscription's publishing interval (default 10)", positive)
     .option('--ack-delay-ms <ms>', 'ResultValid seen -> verdict latched and ResultAck raised (default 0)', nonNegative)
     .option('--trigger-low-ms <ms>', 'the least time Trigger stays low between two cycles (default 100)', nonNegative)
+    .option('--trigger-jitter-ms <ms>', 'up to this much more low time, at random, so that back-to-back cycles do not lock onto the publishing timer (default 0)', nonNegative)
     .option('--result-timeout-ms <ms>', 'bound on each wait of a cycle: the interlock, ResultValid, its drop (default 2000)', positive)
     .option('--log-level <level>', 'trace | debug (every cycle) | info | warn | error')
     .option('--pretty', 'human-readable logs (default when stderr is a terminal)')

@@ -13,6 +13,10 @@ const Config = z
     model: z.string().min(1).describe('model package folder, e.g. models/casting-cls/1'),
     intraOpThreads: z.number().int().min(0).max(64).default(0).describe('threads inside one operator; 0 lets onnxruntime choose'),
     interOpThreads: z.number().int().min(0).max(64).default(1),
+    threadSpinning: z
+      .boolean()
+      .default(false)
+      .describe("let onnxruntime's threads spin after each run, waiting for the next (faster back-to-back runs, but a core kept busy between parts)"),
     roi: z.union([z.literal('calibration'), RectConfig]).optional().describe("inspect only this rectangle; 'calibration' takes it from calibration/<station>.json"),
     tiling: z
       .object({ overlap: z.number().int().min(0).max(4096).default(32) })
@@ -149,7 +153,7 @@ export const onnxModel = definePlugin({
   async init(config: Config, ctx) {
     const dir = ctx.resolveAsset(config.model);
     const pkg = await loadModelPackage(dir);
-    const session = await openSession(pkg, { intraOpThreads: config.intraOpThreads, interOpThreads: config.interOpThreads });
+    const session = await openSession(pkg, { intraOpThreads: config.intraOpThreads, interOpThreads: config.interOpThreads, threadSpinning: config.threadSpinning });
     try {
       const problems = checkGraph(pkg.manifest, session.graph);
       if (problems.input.length > 0) throw new LinegateError('LG_ERR_MODEL_INPUT', [config.model, problems.input.join('; ')], { step: ctx.step });

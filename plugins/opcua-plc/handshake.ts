@@ -282,6 +282,8 @@ export class Handshake extends EventEmitter<HandshakeEvents> {
     }
     c.deadline = setTimeout(() => void this.#serial(() => this.#deadline(c)).catch((err: unknown) => this.#o.log.error({ err }, 'could not write the fail-safe reject')), this.#o.deadlineMs);
     this.#consumer.wake?.();
+    // The source takes its frame first: the write below is off the part's critical path.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     // A ResultValid left high by a failed write must not let the PLC read the last part's verdict as this one's.
     await this.#link.write({ busy: true, resultValid: false });
   }

@@ -110,7 +110,8 @@ export class PlcCycle {
     // A subscription folds the changes inside one sampling interval into the last of them: a low pulse
     // shorter than the vision side's sampling interval would make two parts one long trigger.
     const lowFor = host.lowFor();
-    if (lowFor < o.triggerLowMs) await sleep(o.triggerLowMs - lowFor, signal);
+    const lowMs = o.triggerLowMs + Math.random() * o.triggerJitterMs;
+    if (lowFor < lowMs) await sleep(lowMs - lowFor, signal);
     if (signal.aborted) return this.#interrupted(signal);
 
     const tGate = performance.now();

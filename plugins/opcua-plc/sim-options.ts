@@ -34,6 +34,12 @@ export const SimOptions = z
     partIdPrefix: z.string().default('P'),
     resultTimeoutMs: z.number().int().positive().default(2000),
     triggerLowMs: z.number().int().min(0).max(10_000).default(100).describe('the least time Trigger stays low between two cycles'),
+    triggerJitterMs: z
+      .number()
+      .min(0)
+      .max(10_000)
+      .default(0)
+      .describe("up to this much more low time, at random: a line's parts come at no fixed phase to the server's publishing timer, and back-to-back cycles otherwise lock onto it"),
     heartbeatMs: z.number().int().min(0).default(200).describe('PlcHeartbeat period; 0: no PLC heartbeat'),
     visionWatchdogMs: z.number().int().positive().default(2000),
     minPublishingIntervalMs: z.number().int().min(1).max(1000).default(10).describe("the server's floor for a subscription's publishing interval (node-opcua: 50)"),

@@ -1,9 +1,8 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { definePlugin, type FrameInput, type PluginContext } from '../../runtime/contract.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import { listImages } from '../source-folder/index.js';
 import { TriggerConfig } from './config.js';
+import { FixtureCamera } from './fixture-camera.js';
 import { Handshake, TRIGGERS } from './handshake.js';
 
 /**
@@ -35,24 +34,23 @@ export const opcuaTrigger = definePlugin({
     );
     if (files.length === 0) throw new LinegateError('LG_ERR_SOURCE_EMPTY', [dir, config.camera.extensions.join(' ')], { step: ctx.step });
     const detach = handshake.attach(ctx.step);
-    let next = 0;
+    const camera = new FixtureCamera(dir, files);
     return {
       async close() {
         detach();
       },
       async *frames(run: PluginContext): AsyncGenerator<FrameInput> {
         for (let t = await handshake.next(run.signal); t !== undefined; t = await handshake.next(run.signal)) {
-          const file = path.join(dir, files[next++ % files.length]!);
-          let data: Buffer;
+          let shot: { readonly file: string; readonly data: Buffer };
           try {
-            data = await readFile(file);
+            shot = await camera.take();
           } catch (e) {
-            const err = new LinegateError('LG_ERR_SOURCE_FRAME', [t.partId, `${file}: ${messageOf(e)}`], { step: ctx.step, cause: e });
+            const err = new LinegateError('LG_ERR_SOURCE_FRAME', [t.partId, messageOf(e)], { step: ctx.step, cause: e });
             run.log.error({ err, partId: t.partId }, err.message);
             handshake.failed(t.ref, err);
             continue;
           }
-          yield { partId: t.partId, trigger: t.ref, ref: file, image: { kind: 'encoded', data }, capturedAt: new Date() };
+          yield { partId: t.partId, trigger: t.ref, ref: shot.file, image: { kind: 'encoded', data: shot.data }, capturedAt: new Date() };
         }
       },
     };

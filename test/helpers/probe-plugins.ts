@@ -165,10 +165,19 @@ export const testSink = definePlugin({
     id: 'test/sink@1',
     kind: 'sink',
     description: 'records every result it is given; waits for the probe gate first; fails when asked; reports health when asked',
-    config: z.object({ probe: ProbeName, delayMs: z.number().min(0).default(0), fail: z.boolean().default(false), health: z.enum(['none', 'ok', 'throws']).default('none') }).strict(),
+    config: z
+      .object({
+        probe: ProbeName,
+        delayMs: z.number().min(0).default(0),
+        fail: z.boolean().default(false),
+        health: z.enum(['none', 'ok', 'throws']).default('none'),
+        initDelayMs: z.number().min(0).default(0).describe('init takes this long, whatever the signal says (a PLC that is slow to answer)'),
+      })
+      .strict(),
   },
   async init(config, ctx) {
     const p = probe(config.probe);
+    if (config.initDelayMs > 0) await sleep(config.initDelayMs);
     p.events.push(`init:${ctx.step}`);
     return {
       async started() {

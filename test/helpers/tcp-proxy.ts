@@ -15,7 +15,8 @@ export class TcpProxy {
     this.#server = server;
   }
 
-  static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+  /** `delayMs`: each chunk is held this long, each way, in order (a slow or distant PLC). */
+  static async start(targetPort: number, targetHost = '127.0.0.1', delayMs = 0): Promise<TcpProxy> {
     let proxy: TcpProxy | undefined;
     const server = net.createServer((client) => {
       const p = proxy!;
@@ -30,8 +31,14 @@ export class TcpProxy {
         s.on('close', () => p.#sockets.delete(s));
         s.on('error', () => undefined);
       }
-      client.pipe(upstream);
-      upstream.pipe(client);
+      if (delayMs === 0) {
+        client.pipe(upstream);
+        upstream.pipe(client);
+      } else {
+        // Timers of equal delay fire in the order they were set: the bytes keep their order.
+        client.on('data', (chunk: Buffer) => setTimeout(() => upstream.write(chunk), delayMs));
+        upstream.on('data', (chunk: Buffer) => setTimeout(() => client.write(chunk), delayMs));
+      }
       const end = (): void => {
         client.destroy();
         upstream.destroy();

@@ -164,6 +164,59 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
   });
 });
 
+describe('tag maps as PLCs have them', () => {
+  /** A sink in free-run against a PLC whose handshake block is DB_Vision in namespace 3 (a Siemens S7-1500's usual index). */
+  async function writeThrough(tags: unknown, log = capturingLog().log): Promise<{ plc: SimulatedPlc; error?: { code: string; message: string } }> {
+    const plc = await sim({ tags: defaultTagMap(3, 'DB_Vision') });
+    const ctx = { ...contextFor(new AbortController().signal), log };
+    try {
+      const sink = await opcuaPlc.init(opcuaPlc.manifest.config.parse({ endpoint: plc.endpoint, mode: 'free-run', tags }), ctx);
+      try {
+        await sink.write(sampleResult({ partId: 'NS-1' }), ctx);
+      } finally {
+        await sink.close?.();
+      }
+      return { plc };
+    } catch (e) {
+      return { plc, error: e as { code: string; message: string } };
+    }
+  }
+
+  it('takes a data block by namespace index and block name instead of 15 NodeIds', async () => {
+    const { plc, error } = await writeThrough({ namespace: 3, block: 'DB_Vision' });
+    expect(error).toBeUndefined();
+    expect(plc.read('resultPartId')).toBe('NS-1');
+  });
+
+  it('takes the namespace by URI, and nsu= NodeIds, resolved at connect', async () => {
+    const byUri = await writeThrough({ namespace: 'urn:linegate:plc-sim:ns3', block: 'DB_Vision' });
+    expect(byUri.error).toBeUndefined();
+    expect(byUri.plc.read('resultPartId')).toBe('NS-1');
+    const nsu = await writeThrough(defaultTagMap('urn:linegate:plc-sim:ns3', 'DB_Vision'));
+    expect(nsu.error).toBeUndefined();
+    expect(nsu.plc.read('resultPartId')).toBe('NS-1');
+  });
+
+  it('names a namespace URI the PLC does not have, with the ones it has', async () => {
+    const { error } = await writeThrough({ namespace: 'urn:acme:no-such-namespace', block: 'DB_Vision' });
+    expect(error?.code).toBe('LG_ERR_PLC_NAMESPACE');
+    expect(error?.message).toContain('urn:acme:no-such-namespace');
+    expect(error?.message).toContain('3: urn:linegate:plc-sim:ns3');
+  });
+
+  it('says at start what an optional tag left out turns off, and still runs', async () => {
+    const { log, entries } = capturingLog();
+    const { plc, error } = await writeThrough({ namespace: 3, block: 'DB_Vision', omit: ['plcHeartbeat', 'score'] }, log);
+    expect(error).toBeUndefined();
+    expect(plc.read('resultPartId')).toBe('NS-1');
+    const warned = entries().filter((e) => e.msg?.startsWith('the tag map has no'));
+    expect(warned.map((e) => e.msg)).toEqual([
+      'the tag map has no plcHeartbeat: linegate runs without the PLC watchdog: a PLC in STOP whose OPC UA server still answers is not noticed',
+      'the tag map has no score: linegate runs without the defect score with each verdict',
+    ]);
+  });
+});
+
 describe('core/opcua-plc@1 security', () => {
   const users = [{ username: 'vision', password: 's3cret-pw' }];
   type Mode = 'Sign' | 'SignAndEncrypt';

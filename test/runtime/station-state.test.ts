@@ -4,6 +4,7 @@ import type { Station } from '../../runtime/station.js';
 import { probe } from '../helpers/probe-plugins.js';
 import { closeProbeStations, probeStation } from '../helpers/probe-station.js';
 import { stationFrom } from '../helpers/station.js';
+import { until } from '../helpers/until.js';
 
 afterEach(closeProbeStations);
 
@@ -168,6 +169,26 @@ describe('the station state machine', () => {
     const summary = await station.run();
     expect(seen).toEqual(['NULL', 'STARTING', 'READY', 'PLAYING', 'DRAINING', 'DRAINED']);
     expect(probe(`${name}-plc`).results).toHaveLength(summary.frames);
+  });
+});
+
+describe('a step that starts too late', () => {
+  it('fails the start with LG_ERR_PLUGIN_INIT_TIMEOUT, and its instance is closed when it arrives after all', async () => {
+    const name = 'late-init';
+    const station = stationFrom({
+      station: { id: 'late-init', initTimeoutMs: 100 },
+      source: { name: 'cam', use: 'test/source@1', config: { probe: name } },
+      stages: [
+        { name: 'work', use: 'test/stage@1', config: { probe: name } },
+        { name: 'verdict', use: 'test/decide@1', config: { probe: name } },
+      ],
+      sinks: [{ name: 'plc', use: 'test/sink@1', config: { probe: `${name}-plc`, initDelayMs: 400 } }],
+    });
+    await expect(station.start()).rejects.toMatchObject({ code: 'LG_ERR_PLUGIN_INIT_TIMEOUT', step: 'plc' });
+    // the instance that arrived late is closed: its timers and sockets do not outlive the station
+    await until(() => probe(`${name}-plc`).events.includes('close:plc'));
+    expect(probe(`${name}-plc`).events).toEqual(['init:plc', 'close:plc']);
+    await station.close();
   });
 });
 

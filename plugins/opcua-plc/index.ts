@@ -74,6 +74,7 @@ async function connect(config: PlcConfig, ctx: PluginContext, endpoint: string, 
   });
   const deadlineMs = deadlineOf(config, ctx.timing);
   const handshake = new Handshake(link, {
+    step: ctx.step,
     mode: config.mode,
     deadlineMs,
     ackTimeoutMs: config.ackTimeoutMs,

@@ -37,8 +37,6 @@ const startPlc = async (withSink: boolean): Promise<void> => {
   if (withSink && plc.sink === undefined) {
     const ctx = { ...contextFor(new AbortController().signal), stationId: 'conformance', step: 'plc' };
     plc.sink = await opcuaPlc.init(opcuaPlc.manifest.config.parse({ endpoint: plc.sim.endpoint }), ctx);
-    // Ready and beating: the PLC raises no trigger for a vision system that is not (its interlock).
-    await plc.sink.started?.();
   }
 };
 const stopPlc = async (): Promise<void> => {
@@ -86,7 +84,9 @@ export const CASES: Record<string, ConformanceCase> = {
   'core/opcua-trigger@1': {
     config: () => ({ plc: 'plc', camera: { dir: 'fixtures/casting/ok_front' } }),
     badConfig: { plc: 'plc' },
-    stimulate: () => void plc.sim?.trigger().catch(() => undefined),
+    // Started once the source has attached (a PLC sink with no trigger source refuses to start), then
+    // ready and beating: the PLC raises no trigger for a vision system that is not (its interlock).
+    stimulate: () => void plc.sink?.started?.().then(() => plc.sim?.trigger()).catch(() => undefined),
     dependencies: () => new Map([['plc', plc.sink?.service?.(TRIGGERS)]]),
     before: () => startPlc(true),
     after: stopPlc,

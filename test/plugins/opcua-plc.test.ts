@@ -9,7 +9,7 @@ import { contextFor, sampleResult } from '../helpers/samples.js';
 import { scratch } from '../helpers/scratch.js';
 import { until } from '../helpers/until.js';
 import { showOwnCertificate, trustCertificate } from '../../plugins/opcua-plc/pki.js';
-import { capturingLog } from '../helpers/station.js';
+import { capturingLog, stationFrom } from '../helpers/station.js';
 import { PlcTestbed, type PlcStationOptions, type Running } from '../helpers/plc.js';
 
 /** Everything over loopback: linegate's client against a real OPC UA server playing the PLC. */
@@ -150,6 +150,25 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
     expect(entries().filter((e) => e.msg?.startsWith('the PLC restarted and lost its data'))).toMatchObject([{ partId: 'A-1' }]);
     expect(run.results.find((r) => r.partId === 'A-1')?.delivery.plc?.error).toContain('the PLC restarted and no longer knows it');
   }, 60_000);
+
+  it('refuses to start in mode plc when no source takes the PLC\'s triggers: every part would get "not decidable"', async () => {
+    const plc = await sim();
+    const station = stationFrom({
+      station: { id: 'plc-no-trigger' },
+      source: { name: 'cam', use: 'core/folder-source@1', config: { dir: 'fixtures/casting/def_front' } },
+      stages: [
+        { name: 'decode', use: 'core/image-decode@1' },
+        { name: 'quality', use: 'core/image-quality@1' },
+        { name: 'verdict', use: 'core/threshold-rules@1', config: { rules: [{ label: 'blurred', rejectCode: 11 }] } },
+      ],
+      sinks: [{ name: 'line-plc', use: 'core/opcua-plc@1', config: { endpoint: plc.endpoint, connectAttempts: 2 } }],
+    });
+    try {
+      await expect(station.start()).rejects.toMatchObject({ code: 'LG_ERR_PLC_NO_TRIGGER_SOURCE', message: expect.stringContaining('plc: line-plc') });
+    } finally {
+      await station.close();
+    }
+  });
 
   it('streams counted results in free-run mode, with no trigger', async () => {
     const plc = await sim();

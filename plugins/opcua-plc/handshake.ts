@@ -5,7 +5,7 @@ import type { InspectionResult } from '../../runtime/result.js';
 import { AnswerWriter, notDecidable, payloadOf, toWire } from './answers.js';
 import { askOf, moveCycle, newCycle, sameAsk, type AnswerSource, type Cycle, type Payload } from './cycle.js';
 import { readBatch, type Ask } from './edges.js';
-import type { Batch, PlcLink } from './link.js';
+import { RETRY_MS, type Batch, type PlcLink } from './link.js';
 import { Liveness } from './liveness.js';
 import { OutageLog } from './outage.js';
 import { RECONNECT_TAGS, onReconnect, plcForgot, stillReading } from './reconnect.js';
@@ -97,7 +97,7 @@ export class Handshake extends EventEmitter<HandshakeEvents> {
     });
     link.on('batch', (batch) => void this.#serial(() => this.#apply(batch)).catch((err: unknown) => this.#o.log.error({ err }, 'could not take what the PLC said')));
     link.on('down', () => this.#linkDown());
-    link.on('up', () => void this.#serial(() => this.#reconcile()).catch((err: unknown) => this.#o.log.error({ err }, 'could not reconcile with the PLC after the reconnect')));
+    link.on('up', () => this.#reconcileSoon(0));
   }
 
   /**
@@ -421,6 +421,17 @@ export class Handshake extends EventEmitter<HandshakeEvents> {
     const outage = this.#outages.end();
     if (outage !== undefined) this.#o.log.warn({ outage }, 'PLC link back');
     if (asks !== undefined) await this.#ask(asks);
+  }
+
+  /** The reconcile, again after a pause while it fails and the link stays up: until it succeeds nothing is answered and no heartbeat goes out. */
+  #reconcileSoon(delayMs: number): void {
+    const attempt = (): void =>
+      void this.#serial(() => this.#reconcile()).catch((err: unknown) => {
+        this.#o.log.error({ err, retryInMs: RETRY_MS }, 'could not reconcile with the PLC after the reconnect');
+        if (this.#link.up && !this.#reconciled && this.#phase !== 'closed') this.#reconcileSoon(RETRY_MS);
+      });
+    if (delayMs === 0) attempt();
+    else setTimeout(attempt, delayMs).unref();
   }
 
   async #writeReady(): Promise<void> {

@@ -270,7 +270,11 @@ export class PlcLink extends EventEmitter<LinkEvents> {
         this.#granted = { ...this.#granted!, publishingIntervalMs: this.#subscription.publishingInterval };
       }
     } catch (e) {
-      this.#log.error({ err: messageOf(e) }, 'the PLC is back but its tags cannot be resolved; the link stays down');
+      // node-opcua will not say "reestablished" again for this connection: try again while it lasts.
+      this.#log.error({ err: messageOf(e), retryInMs: RETRY_MS }, 'the PLC is back but its tags cannot be resolved; the link stays down');
+      setTimeout(() => {
+        if (this.#closing === undefined && !this.#up && this.#client.isReconnecting !== true) void this.#reestablished();
+      }, RETRY_MS).unref();
       return;
     }
     this.#setUp(true);
@@ -288,6 +292,9 @@ export class PlcLink extends EventEmitter<LinkEvents> {
     }
   }
 }
+
+/** How long to wait before trying again what failed right after a reconnect. */
+export const RETRY_MS = 1000;
 
 /** Each step of a close may wait this long: a PLC that does not answer must not hold the station's exit. */
 const CLOSE_STEP_MS = 2000;

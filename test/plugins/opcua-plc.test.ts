@@ -170,6 +170,20 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
     }
   });
 
+  it('says when the PLC grants a slower subscription than asked (each trigger reaches linegate that much later)', async () => {
+    const plc = await sim({ minPublishingIntervalMs: 100 });
+    const { log, entries } = capturingLog();
+    const ctx = { ...contextFor(new AbortController().signal), log };
+    const sink = await opcuaPlc.init(opcuaPlc.manifest.config.parse({ endpoint: plc.endpoint, mode: 'free-run' }), ctx);
+    try {
+      const warned = entries().find((e) => e.msg?.startsWith("the PLC's server granted a 100 ms publishing"));
+      expect(warned).toMatchObject({ requested: { publishingIntervalMs: 10, samplingIntervalMs: 0 }, granted: { publishingIntervalMs: 100 } });
+      expect(sink.health?.().data).toMatchObject({ granted: { publishingIntervalMs: 100 } });
+    } finally {
+      await sink.close?.();
+    }
+  });
+
   it('streams counted results in free-run mode, with no trigger', async () => {
     const plc = await sim();
     const ctx = contextFor(new AbortController().signal);

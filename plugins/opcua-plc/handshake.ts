@@ -243,7 +243,8 @@ export class Handshake extends EventEmitter<HandshakeEvents> {
 
   async #apply(batch: Batch): Promise<void> {
     if (batch.has('plcHeartbeat')) this.#liveness.plcBeat();
-    if (!this.#reconciled) return; // the reconcile reads the levels itself
+    // In free-run the PLC asks nothing; before the reconcile after a reconnect, the reconcile reads the levels itself.
+    if (this.#o.mode !== 'plc' || !this.#reconciled) return;
     const r = readBatch(batch, { trigger: this.#triggerHigh, ack: this.#ackHigh });
     for (let i = 0; i < r.acks; i++) await this.#acked();
     for (let i = 0; i < r.falls; i++) await this.#triggerFell();
@@ -420,7 +421,7 @@ export class Handshake extends EventEmitter<HandshakeEvents> {
     await this.#writeReady();
     const outage = this.#outages.end();
     if (outage !== undefined) this.#o.log.warn({ outage }, 'PLC link back');
-    if (asks !== undefined) await this.#ask(asks);
+    if (asks !== undefined && this.#o.mode === 'plc') await this.#ask(asks);
   }
 
   /** The reconcile, again after a pause while it fails and the link stays up: until it succeeds nothing is answered and no heartbeat goes out. */

@@ -52,6 +52,12 @@ export const SCENARIOS: Record<string, () => Promise<Record<string, unknown>>> =
   'model-neu-yolov8n': () => benchModel('models/neu-yolov8n-int8/1', 'fixtures/neu-det', 40),
   /** The magnetic-tile anomaly model. */
   'model-magnetic-tile-anomaly': () => benchModel('models/magnetic-tile-anomaly/1', 'fixtures/magnetic-tile', 100),
+  /** CLI start-up from the compiled build: `linegate --help`, `check` on the demo, the demo until ready and until its first verdict (5 runs each; --help through tsx for comparison). */
+  startup: async () => (await import('./startup.js')).benchStartup(5),
+  /** casting-cls on its fixtures: bare sharp + onnxruntime loop vs the station (JSONL and queue sinks, 2 in flight), 5 alternating rounds; also bench/results/pipeline-vs-raw.json. */
+  'pipeline-vs-raw': async () => (await import('./pipeline.js')).benchPipelineVsRaw({ model: 'models/casting-cls/1', fixtures: 'fixtures/casting', frames: 1000, rounds: 5, maxInFlight: 2 }),
+  /** stations/casting.yaml with the queue sink added, 5000 warm-up + 30 000 frames; RSS after a full GC every 1000; also bench/results/soak.json. */
+  soak: async () => (await import('./soak.js')).benchSoak({ warmup: 5000, frames: 30_000, every: 1000 }),
 
   /** What the frame loop itself costs per part: no-op stages through the runtime vs the same work in a bare loop. */
   async 'loop-overhead'() {

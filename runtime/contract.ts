@@ -87,8 +87,18 @@ export interface FrameInput {
   readonly label?: string;
   readonly capturedAt?: Date;
   /**
-   * Called once the part's result is final and the critical sinks have it (or
-   * the part was dropped). A hot folder moves its file here; awaited, bounded.
+   * A stable identity for this frame, the same each time the source yields it (a hot folder's file
+   * yielded again after a crash, before its settle). The result id is derived from it (with the
+   * station, the source step and `capturedAt`), so a re-inspection gets the same result id and a
+   * durable sink that already holds the first result recognises the second (BullMQ by job id).
+   * Leave it unset for a source that never yields a frame twice: the result id is then random.
+   */
+  readonly key?: string;
+  /**
+   * Called once the part's result is final, the critical sinks have it, and every durable sink
+   * holds it durably ("durable before acknowledged"); also for a dropped part. A hot folder moves
+   * its file here; awaited, bounded. NOT called when a durable sink could not take the result (or
+   * not before the station closed): the part is then the source's to keep for its next run.
    */
   settle?(result: InspectionResult): Promise<void>;
 }
@@ -172,6 +182,9 @@ export interface PluginContext {
   dependency(field: string): unknown;
 }
 
+/** What a step's `verify` gets: its context before anything starts (no dependency: no step is up). */
+export type VerifyContext = Omit<PluginContext, 'dependency'>;
+
 /** Offers services to the steps that declare a dependency on this one. */
 export interface ServiceProvider {
   /** The object behind a service the manifest `provides`; asked once, when a dependent step starts. */
@@ -204,6 +217,15 @@ export interface Health {
   readonly data?: Readonly<Record<string, unknown>>;
 }
 
+/** What the runtime tells a sink about one write. */
+export interface WriteInfo {
+  /**
+   * Results waiting behind this one in the sink's lane (0 for a critical sink). A sink may skip
+   * a wait that only improves its report (e.g. "delivered" rather than "spooled") while others wait.
+   */
+  readonly behind: number;
+}
+
 export interface SinkInstance extends ServiceProvider {
   /** The whole station is up (every step started): e.g. tell the PLC "ready". */
   started?(): Promise<void>;
@@ -212,9 +234,11 @@ export interface SinkInstance extends ServiceProvider {
   /**
    * Resolve with how the result was delivered (default `delivered`); throw when it was not.
    * `image` is the frame as the source gave it, for sinks that keep images (an archive); a
-   * background sink that fell far behind may get a result without it.
+   * background sink that fell far behind may get a result without it. A durable sink (see
+   * `PluginManifest.durable`) resolves only once the result is on disk (fsync'd), and resolves
+   * again, without a second copy, for a result id it already holds.
    */
-  write(result: InspectionResult, ctx: PluginContext, image?: EncodedImage | RawImage): Promise<DeliveryStatus | void>;
+  write(result: InspectionResult, ctx: PluginContext, image?: EncodedImage | RawImage, info?: WriteInfo): Promise<DeliveryStatus | void>;
   /** Wait until everything written so far is delivered or durably spooled. */
   flush?(): Promise<void>;
   health?(): Health;
@@ -235,6 +259,12 @@ export interface PluginManifest<K extends PluginKind = PluginKind, S extends z.Z
   readonly produces?: readonly Caps[];
   /** Sinks only: awaited inside the part's cycle (a PLC) rather than fed in the background. */
   readonly critical?: boolean;
+  /**
+   * Sinks only: a resolved `write()` means the result is stored durably (on disk, fsync'd), so the
+   * source may settle the part (a hot folder moves its file to done) only once every durable sink
+   * has it. A function decides from the parsed config (e.g. only with fsync on), once, at start.
+   */
+  readonly durable?: boolean | ((config: z.infer<S>) => boolean);
   /** Services this plugin's instances offer to other steps (fastify-plugin's decorators), e.g. `opcua-plc/triggers@1`. */
   readonly provides?: readonly string[];
   /** Steps this plugin needs, each named by a config field; a missing or unfit step is a compile error. */
@@ -244,6 +274,14 @@ export interface PluginManifest<K extends PluginKind = PluginKind, S extends z.Z
    * the cycle budget, ...); each problem is a compile error. Called once, with the parsed config.
    */
   readonly checkTiming?: (config: z.infer<S>, timing: StationTiming) => readonly string[];
+  /**
+   * Checks the resources this step's config names (a model package: its files, their sha256, the
+   * graph against model.json) the way `init` would use them, without starting anything: `linegate
+   * check` runs it, and `run` before the first step starts, so a station that could not start is
+   * bad input with every problem listed. Resolves with the problems found (coded errors, each
+   * naming the step), an empty list when there are none.
+   */
+  readonly verify?: (config: z.infer<S>, ctx: VerifyContext) => Promise<readonly Error[]>;
 }
 
 /** A step another step cannot work without, declared in the manifest and checked before the first frame. */

@@ -21,7 +21,7 @@ const def = (message: string, retryable: boolean, httpStatus: number, rejectCode
 
 export const ERRORS = {
   // Station files and their compilation.
-  LG_ERR_STATION_READ: def('cannot read station file %s', false, 400),
+  LG_ERR_STATION_READ: def('cannot read station file %s: %s', false, 400),
   LG_ERR_STATION_PARSE: def('station file %s is not valid YAML or JSON: %s', false, 400),
   LG_ERR_STATION_INVALID: def('station field %s: %s', false, 400),
   LG_ERR_STATION_STEP_CONFIG: def('step "%s" (%s): config field %s: %s', false, 400),
@@ -33,6 +33,7 @@ export const ERRORS = {
   LG_ERR_STATION_PATH: def('path "%s" in step "%s" leaves the allowed folders', false, 400),
   LG_ERR_STATION_DEPENDENCY: def('step "%s" (%s) needs %s from the step named in config field %s: %s', false, 400),
   LG_ERR_STATION_TIMING: def('step "%s" (%s): %s', false, 400),
+  LG_ERR_STATION_RESOURCE: def('step "%s" (%s) names something it cannot use: %s', false, 400),
   LG_ERR_STATION_STATE: def('the station is %s: cannot %s (%s -> %s is not a transition)', false, 409),
   LG_ERR_CALIBRATION_INVALID: def('calibration file %s cannot be used: %s', false, 400),
 
@@ -69,9 +70,14 @@ export const ERRORS = {
   LG_ERR_SINK_FAILED: def('sink "%s" (%s) could not deliver result %s: %s', true, 502),
   LG_ERR_SINK_TIMEOUT: def('sink "%s" (%s) did not deliver result %s within %d ms', true, 504),
   LG_ERR_SINK_OVERFLOW: def('sink "%s" (%s) is %d results behind; result %s was not handed to it', true, 503),
+  LG_ERR_SINK_NOT_DURABLE: def('part %s: sink "%s" does not hold its result durably (%s); the source keeps the part for its next run', true, 503),
+  LG_ERR_DISK_FULL: def('no space left for %s: %s', true, 507),
+  LG_ERR_FILE_WRITE: def('cannot write %s: %s', true, 500),
 
   // Queues, the spool, the image archive and the workers.
   LG_ERR_QUEUE_REDIS: def('Redis at %s: %s', true, 503),
+  LG_ERR_QUEUE_AUTH: def('Redis at %s refused the password (%s): correct it in the Redis URL or in LINEGATE_REDIS_URL', false, 401),
+  LG_ERR_QUEUE_RECORD_TOO_LARGE: def('record %s for queue %s is %d bytes, more than the spool takes in one record (%d)', false, 413),
   LG_ERR_QUEUE_SPOOL_FULL: def('spool %s is full (%d of %d bytes): %s was not kept', true, 507),
   LG_ERR_QUEUE_SPOOL_LOCKED: def('spool %s is in use by process %d', false, 409),
   LG_ERR_QUEUE_SPOOL_CORRUPT: def('spool %s: %s', false, 500),

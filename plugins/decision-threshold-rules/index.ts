@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { definePlugin, type Decision, type Part, type PluginContext } from '../../runtime/contract.js';
+import { InstanceState } from '../lib/instance.js';
 import type { Defect, Reason } from '../../runtime/result.js';
 import { MODEL_META_KEY, type ModelMeta } from '../model-onnx/meta.js';
 import { insideAny, type Polygon } from './geometry.js';
@@ -88,8 +89,11 @@ export const thresholdRules = definePlugin({
         ctx.log.warn({ rule: r.id }, 'rule has minAreaMm2 but the station has no calibrated mmPerPixel: only regions that carry mm² are measured');
       }
     }
+    const state = new InstanceState(ctx.step, 'core/threshold-rules@1');
     return {
+      close: () => state.close(),
       async run(part, run) {
+        state.assertOpen();
         run.signal.throwIfAborted();
         const findings = part.findings;
         if (findings === undefined) throw new Error('no findings to decide on');

@@ -5,6 +5,7 @@ import { loadModelPackage, minSourceSize, type InputSpec, type ModelPackage } fr
 import { MODEL_META_KEY, type ModelMeta } from './meta.js';
 import { normaliseTables, tileRects, toInputPixels, writeTensor, type Rect, type Transform } from './preprocess.js';
 import { checkGraph, dynamicBatch, openSession, type ModelSession } from './session.js';
+import { packageProblems } from './verify.js';
 
 const RectConfig = z.object({ x: z.number().int().min(0), y: z.number().int().min(0), width: z.number().int().min(1), height: z.number().int().min(1) }).strict();
 
@@ -141,6 +142,9 @@ function stack(parts: readonly Record<string, Tensor>[]): Record<string, Tensor>
   return out;
 }
 
+const noCalibratedRoi = (step: string, stationId: string): LinegateError =>
+  new LinegateError('LG_ERR_STATION_STEP_CONFIG', [step, 'core/onnx-model@1', 'roi', `"calibration" but calibration/${stationId}.json gives no roi`], { step });
+
 export const onnxModel = definePlugin({
   manifest: {
     id: 'core/onnx-model@1',
@@ -149,6 +153,12 @@ export const onnxModel = definePlugin({
     config: Config,
     accepts: [{ type: 'image/raw' }],
     produces: [{ type: 'model/output', params: { task: '*' } }],
+    // What init would refuse, found without a session: `linegate check` lists every problem, and `run` refuses before anything connects.
+    async verify(config, ctx) {
+      const problems = await packageProblems(ctx.resolveAsset(config.model), config.model, ctx.step);
+      if (config.roi === 'calibration' && ctx.calibration?.roi === undefined) problems.push(noCalibratedRoi(ctx.step, ctx.stationId));
+      return problems;
+    },
   },
   async init(config: Config, ctx) {
     const dir = ctx.resolveAsset(config.model);
@@ -159,9 +169,7 @@ export const onnxModel = definePlugin({
       if (problems.input.length > 0) throw new LinegateError('LG_ERR_MODEL_INPUT', [config.model, problems.input.join('; ')], { step: ctx.step });
       if (problems.output.length > 0) throw new LinegateError('LG_ERR_MODEL_OUTPUT', [config.model, problems.output.join('; ')], { step: ctx.step });
       const roi = config.roi === 'calibration' ? ctx.calibration?.roi : config.roi;
-      if (config.roi === 'calibration' && roi === undefined) {
-        throw new LinegateError('LG_ERR_STATION_STEP_CONFIG', [ctx.step, 'core/onnx-model@1', 'roi', `"calibration" but calibration/${ctx.stationId}.json gives no roi`], { step: ctx.step });
-      }
+      if (config.roi === 'calibration' && roi === undefined) throw noCalibratedRoi(ctx.step, ctx.stationId);
       const stage = new OnnxModelStage(pkg, session, roi, config.tiling?.overlap);
       if (config.warmup) await stage.warmup(ctx.signal);
       const m = pkg.manifest;

@@ -43,6 +43,11 @@ export interface InputPixels {
  */
 export async function toInputPixels(image: RawImage, spec: InputSpec, region?: Rect): Promise<InputPixels> {
   const r: Rect = region ?? { x: 0, y: 0, width: image.width, height: image.height };
+  if (isInputAlready(image, spec, r)) {
+    // Already the model's size, channels and order (a 300x300 camera into a 300x300 model): the pipeline below
+    // would copy the bytes unchanged, at the cost of a sharp call (~0.2 ms of the main thread, ~0.5 ms of CPU).
+    return { data: Buffer.from(image.data.buffer, image.data.byteOffset, image.data.byteLength), transform: { originX: 0, originY: 0, scaleX: 1, scaleY: 1, padX: 0, padY: 0, region: r } };
+  }
   let img = sharp(image.data, { raw: { width: image.width, height: image.height, channels: image.channels } });
   if (image.colorOrder === 'BGR') img = img.recomb([[0, 0, 1], [0, 1, 0], [1, 0, 0]]);
   if (r.x !== 0 || r.y !== 0 || r.width !== image.width || r.height !== image.height) {
@@ -88,6 +93,13 @@ export async function toInputPixels(image: RawImage, spec: InputSpec, region?: R
     throw new Error(`preprocessing gave ${info.width}x${info.height}x${info.channels}, expected ${W}x${H}x${spec.channels}`);
   }
   return { data, transform };
+}
+
+/** The image is the model's input as it stands: whole, at the model's size, in its channels and order. */
+function isInputAlready(image: RawImage, spec: InputSpec, r: Rect): boolean {
+  const whole = r.x === 0 && r.y === 0 && r.width === image.width && r.height === image.height;
+  const order = spec.channels === 1 ? image.colorOrder === 'GRAY' : image.colorOrder === 'RGB';
+  return whole && image.width === spec.width && image.height === spec.height && image.channels === spec.channels && order;
 }
 
 /**

@@ -21,7 +21,13 @@ export const PlcConfig = z
   .object({
     endpoint: z.string().regex(/^opc\.tcp:\/\/.+/, 'an opc.tcp:// URL').optional().describe("the PLC's OPC UA server (not with simulate)"),
     simulate: z
-      .object({ triggerRateHz: z.number().min(0).max(100).default(2) })
+      .object({
+        triggerRateHz: z.number().min(0).max(100).default(2),
+        addressSpace: z
+          .enum(['minimal', 'standard'])
+          .default('minimal')
+          .describe("the simulated PLC's nodeset: minimal (node-opcua's base nodeset, all linegate reads; the server starts in a fraction of the time) or standard (the whole OPC UA standard nodeset, for browsing it with another client)"),
+      })
       .strict()
       .optional()
       .describe('serve a simulated PLC in this process (loopback, a free port) and talk to it: the demo and trials without a PLC'),

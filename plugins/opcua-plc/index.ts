@@ -1,11 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import path from 'node:path';
 import { definePlugin, type PluginContext, type SinkInstance } from '../../runtime/contract.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import { PlcConfig, checkPlcTiming, deadlineOf, type Secret } from './config.js';
 import { Handshake, TRIGGERS } from './handshake.js';
 import { PlcLink } from './link.js';
-import { loadOpcua } from './opcua.js';
+import { loadOpcua, opcuaLogsTo } from './opcua.js';
 import { omittedTags, tagMapOf } from './tags.js';
 
 export { opcuaTrigger } from './trigger-source.js';
@@ -36,12 +37,14 @@ export const opcuaPlc = definePlugin({
   },
   async init(config, ctx) {
     const tags = tagMapOf(config.tags);
-    // The simulated PLC is loaded only when asked for (it pulls in the OPC UA server side), and
-    // only after loadOpcua() has sent node-opcua's console output to stderr.
+    opcuaLogsTo(ctx.log);
+    // The simulated PLC is loaded only when asked for (it pulls in the OPC UA server side). Its server
+    // certificate is kept beside linegate's own: a new one at every start would cost seconds.
+    const simPki = path.join(ctx.resolvePath(config.security.pki), 'plc-sim');
     const sim =
       config.simulate === undefined
         ? undefined
-        : await loadOpcua().then(async () => (await import('./sim.js')).SimulatedPlc.start({ port: 0, triggerRateHz: config.simulate!.triggerRateHz, tags }));
+        : await loadOpcua().then(async () => (await import('./sim.js')).SimulatedPlc.start({ port: 0, triggerRateHz: config.simulate!.triggerRateHz, addressSpace: config.simulate!.addressSpace, tags, security: { pkiDir: simPki } }));
     const endpoint = sim?.endpoint ?? config.endpoint!;
     if (sim !== undefined) ctx.log.info({ endpoint, triggerRateHz: config.simulate!.triggerRateHz }, 'simulated PLC serving');
     try {

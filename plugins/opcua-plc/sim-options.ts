@@ -54,6 +54,10 @@ export const SimOptions = z
     ackDelayMs: z.number().int().min(0).max(60_000).default(0).describe('ResultValid seen -> verdict latched and ResultAck raised: the PLC scan and task time'),
     reaskTimeoutMs: z.number().int().positive().max(600_000).default(30_000).describe('after a retentive restart, how long a cycle to be asked again waits for the interlock'),
     security: SecurityOptions.prefault({}),
+    addressSpace: z
+      .enum(['standard', 'minimal'])
+      .default('standard')
+      .describe("standard: the whole OPC UA standard nodeset, as a PLC's server has it; minimal: node-opcua's small base nodeset (the types, the Server object), 3-5 times cheaper to start, for tests that start many"),
   })
   .strict();
 /** What `SimulatedPlc.start` accepts: every field has a default. */

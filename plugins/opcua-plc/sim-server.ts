@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
-import { format } from 'node:util';
-import { DataType, MessageSecurityMode, MonitoredItem, OPCUACertificateManager, OPCUAServer, SecurityPolicy, Subscription, nodesets, setErrorLogger, setWarningLogger, type AddressSpace, type UAVariable } from 'node-opcua';
+import { createRequire } from 'node:module';
+import type { AddressSpace, OPCUAServer as Server, UAVariable } from 'node-opcua';
+import { routeOpcuaLoggers, skipRsa15Diagnostic } from './opcua.js';
 import type { RunPort, TagValue } from './sim-cycle.js';
 import { namespaceOf, type SimSettings, type TypeName } from './sim-options.js';
 import { waitForValue } from './sim-vision.js';
@@ -9,29 +10,22 @@ import type { TagName } from './tags.js';
 
 /* How the simulated PLC builds its server and its tags; the PLC's behaviour is in sim.ts and sim-cycle.ts. */
 
+// node-opcua's loggers routed and its W27 diagnostic skipped before it loads; required, not imported (see opcua.ts).
+skipRsa15Diagnostic();
+routeOpcuaLoggers();
+const require = createRequire(import.meta.url);
+const { DataType, MessageSecurityMode, MonitoredItem, OPCUACertificateManager, OPCUAServer, SecurityPolicy, Subscription, nodesets } = require('node-opcua') as typeof import('node-opcua');
+/** node-opcua's own small base nodeset: the data types and the Server object a client reads, a few hundred nodes. */
+const MINIMAL_NODESET = path.join(path.dirname(require.resolve('node-opcua-address-space/package.json')), 'nodesets/mini.Nodeset2.xml');
+
 const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
 
 function defaultValue(type: TypeName): string | number | boolean {
   return type === 'Boolean' ? false : type === 'String' ? '' : 0;
 }
 
-/** W27 warns about RSA PKCS#1 v1.5 (Basic128Rsa15), a policy the sim never offers. */
-const IRRELEVANT = /NODE-OPCUA-W27|--security-revert=CVE-2023-46809/;
-
-/** node-opcua writes its warnings with console.log; the CLI keeps stdout for JSON, so it sends them elsewhere. */
-export function sendOpcuaLogsTo(write: (line: string) => void): void {
-  const forward =
-    (level: string) =>
-    (_context: unknown, ...args: unknown[]): void => {
-      const text = format(...args);
-      if (!IRRELEVANT.test(text)) write(`node-opcua ${level}: ${text}`);
-    };
-  setWarningLogger(forward('warning'));
-  setErrorLogger(forward('error'));
-}
-
 /** The OPC UA server of one run: its PKI, its security offer, its users. */
-export function createServer(o: SimSettings, pkiDir: string, port: number): OPCUAServer {
+export function createServer(o: SimSettings, pkiDir: string, port: number): Server {
   const sec = o.security;
   const certificateManager = new OPCUACertificateManager({ rootFolder: pkiDir, automaticallyAcceptUnknownCertificate: sec.automaticallyAcceptUnknownCertificate });
   // X509 user tokens are checked against their own PKI; left unset, node-opcua would make one in the home folder.
@@ -49,7 +43,7 @@ export function createServer(o: SimSettings, pkiDir: string, port: number): OPCU
     host: o.host,
     // Advertise the address we listen on: the machine's FQDN may resolve to an interface we do not serve.
     ...(wildcard ? {} : { hostname: o.host }),
-    nodeset_filename: [nodesets.standard],
+    nodeset_filename: [o.addressSpace === 'minimal' ? MINIMAL_NODESET : nodesets.standard],
     serverCertificateManager: certificateManager,
     userCertificateManager,
     serverInfo: { applicationUri: 'urn:linegate:plc-sim', productUri: 'linegate-plc-sim', applicationName: { text: 'linegate simulated PLC', locale: 'en' } },
@@ -68,7 +62,7 @@ export function createServer(o: SimSettings, pkiDir: string, port: number): OPCU
 }
 
 /** Each tag as a writable variable, in the namespace its NodeId names; `initial`: the values a retentive restart kept. */
-export function createTags(server: OPCUAServer, options: SimSettings, initial?: ReadonlyMap<TagName, string | number | boolean>): Map<TagName, UAVariable> {
+export function createTags(server: Server, options: SimSettings, initial?: ReadonlyMap<TagName, string | number | boolean>): Map<TagName, UAVariable> {
   const addressSpace = server.engine.addressSpace as AddressSpace;
   const own = addressSpace.getOwnNamespace();
   const folder = own.addFolder(addressSpace.rootFolder.objects, { browseName: 'PlcSim' });

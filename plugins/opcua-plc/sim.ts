@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { OPCUAServer, UAVariable } from 'node-opcua';
@@ -9,7 +9,6 @@ import { LinegateError, messageOf } from '../../runtime/errors.js';
 import { PlcCycle, RETAINED, type CycleHost, type CycleStats, type RunPort, type TagValue } from './sim-cycle.js';
 import { RestartOptions, TriggerOptions, WRAP, parseOrThrow, parseSimOptions, percentile, type RestartMode, type RestartOptionsInput, type SimEvents, type SimOptionsInput, type SimReport, type SimSettings, type TriggerOptionsInput, type TriggerRecord } from './sim-options.js';
 import { createServer, createTags, runPort } from './sim-server.js';
-export { sendOpcuaLogsTo } from './sim-server.js';
 import { VisionWatch } from './sim-vision.js';
 import type { TagName } from './tags.js';
 
@@ -56,6 +55,32 @@ const newStats = (): CycleStats & { heartbeatLosses: number; skippedTicks: numbe
   strayResults: 0,
   restarts: { fresh: 0, retentive: 0 },
 });
+
+/** The certificate and key of this process's first sim with a temp PKI, given to the next ones. */
+let ownCertificate: { readonly cert: Buffer; readonly key: Buffer } | undefined;
+const CERT = 'own/certs/certificate.pem';
+const KEY = 'own/private/private_key.pem';
+
+/**
+ * A sim in a fresh temp PKI would make a new server certificate at every start (seconds of RSA key
+ * generation, and the bulk of a test's start). The sims of one process share the first one's: a
+ * simulated PLC's throwaway identity, never a PKI someone gave with security.pkiDir.
+ */
+function reuseOwnCertificate(pkiDir: string): void {
+  if (ownCertificate === undefined) return;
+  for (const [rel, data] of [[CERT, ownCertificate.cert], [KEY, ownCertificate.key]] as const) {
+    mkdirSync(path.dirname(path.join(pkiDir, rel)), { recursive: true });
+    writeFileSync(path.join(pkiDir, rel), data, { mode: 0o600 });
+  }
+}
+
+function rememberOwnCertificate(pkiDir: string): void {
+  try {
+    ownCertificate ??= { cert: readFileSync(path.join(pkiDir, CERT)), key: readFileSync(path.join(pkiDir, KEY)) };
+  } catch {
+    // Not where node-opcua kept it before: every sim makes its own, as without this.
+  }
+}
 
 export class SimulatedPlc extends EventEmitter<SimEvents> {
   readonly options: SimSettings;
@@ -125,9 +150,11 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     const options = parseSimOptions(input);
     const ownPki = options.security.pkiDir === undefined;
     const pkiDir = options.security.pkiDir === undefined ? mkdtempSync(path.join(os.tmpdir(), 'linegate-plc-sim-pki-')) : path.resolve(options.security.pkiDir);
+    if (ownPki) reuseOwnCertificate(pkiDir);
     const plc = new SimulatedPlc(options, pkiDir, ownPki);
     try {
       await plc.#up(undefined);
+      if (ownPki) rememberOwnCertificate(pkiDir);
     } catch (e) {
       if (ownPki) rmSync(pkiDir, { recursive: true, force: true });
       throw e;

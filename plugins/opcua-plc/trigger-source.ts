@@ -35,12 +35,16 @@ export const opcuaTrigger = definePlugin({
     if (files.length === 0) throw new LinegateError('LG_ERR_SOURCE_EMPTY', [dir, config.camera.extensions.join(' ')], { step: ctx.step });
     const detach = handshake.attach(ctx.step);
     const camera = new FixtureCamera(dir, files);
+    // Closed, it takes no trigger: its frames end at once, and a wait for the next trigger ends with the close.
+    const closed = new AbortController();
     return {
       async close() {
+        closed.abort();
         detach();
       },
       async *frames(run: PluginContext): AsyncGenerator<FrameInput> {
-        for (let t = await handshake.next(run.signal); t !== undefined; t = await handshake.next(run.signal)) {
+        const signal = AbortSignal.any([run.signal, closed.signal]);
+        for (let t = await handshake.next(signal); t !== undefined && !closed.signal.aborted; t = await handshake.next(signal)) {
           let shot: { readonly file: string; readonly data: Buffer };
           try {
             shot = await camera.take();

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { definePlugin } from '../../runtime/contract.js';
+import { InstanceState } from '../lib/instance.js';
 import type { Defect } from '../../runtime/result.js';
 import { decoderRun } from '../model-onnx/decoder.js';
 import { outputOf } from '../model-onnx/meta.js';
@@ -26,9 +27,11 @@ export const anomalyDecode = definePlugin({
     accepts: [{ type: 'model/output', params: { task: 'anomaly' } }],
     produces: [{ type: 'findings' }],
   },
-  async init(config) {
+  async init(config, ctx) {
+    const state = new InstanceState(ctx.step, 'core/anomaly-decode@1');
     return {
-      run: decoderRun('anomaly', (part, meta, spec, ctx) => {
+      close: () => state.close(),
+      run: state.guard(decoderRun('anomaly', (part, meta, spec, ctx) => {
         const { manifest } = meta;
         const label = manifest.labels[0]!;
         const scoreT = outputOf(part, spec.score);
@@ -55,7 +58,7 @@ export const anomalyDecode = definePlugin({
           else for (const r of kept) defects.push({ label, score: Math.max(r.score, imageScore), region: r.region, box: r.region.box });
         }
         return { defects, scores: { defect: imageScore, [label]: imageScore } };
-      }),
+      })),
     };
   },
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { definePlugin } from '../../runtime/contract.js';
+import { InstanceState } from '../lib/instance.js';
 import type { Defect } from '../../runtime/result.js';
 import { activate } from '../lib/activation.js';
 import { decoderRun } from '../model-onnx/decoder.js';
@@ -22,9 +23,11 @@ export const classifyDecode = definePlugin({
     accepts: [{ type: 'model/output', params: { task: 'classification' } }],
     produces: [{ type: 'findings' }],
   },
-  async init() {
+  async init(_config, ctx) {
+    const state = new InstanceState(ctx.step, 'core/classify-decode@1');
     return {
-      run: decoderRun('classification', (part, meta, spec) => {
+      close: () => state.close(),
+      run: state.guard(decoderRun('classification', (part, meta, spec) => {
         const { manifest } = meta;
         const out = outputOf(part, spec.output);
         const nc = manifest.labels.length;
@@ -54,7 +57,7 @@ export const classifyDecode = definePlugin({
           defects.push({ label, score: clamp01(best[c]!), ...(tile === undefined ? {} : { box: { x: tile.x, y: tile.y, w: tile.width, h: tile.height } }) });
         }
         return { defects, scores };
-      }),
+      })),
     };
   },
 });

@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { z } from 'zod';
 import { definePlugin, type Findings } from '../../runtime/contract.js';
+import { InstanceState } from '../lib/instance.js';
 import type { Defect } from '../../runtime/result.js';
 
 const Config = z
@@ -61,9 +62,12 @@ export const imageQuality = definePlugin({
     accepts: [{ type: 'image/raw' }],
     produces: [{ type: 'findings' }],
   },
-  async init(config) {
+  async init(config, ctx) {
+    const state = new InstanceState(ctx.step, 'core/image-quality@1');
     return {
+      close: () => state.close(),
       async run(part, ctx) {
+        state.assertOpen();
         ctx.signal.throwIfAborted();
         const img = part.image;
         if (img === undefined) throw new Error('no decoded image: put core/image-decode@1 before this step');

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { definePlugin } from '../../runtime/contract.js';
+import { InstanceState } from '../lib/instance.js';
 import type { Defect } from '../../runtime/result.js';
 import { activate } from '../lib/activation.js';
 import { decoderRun } from '../model-onnx/decoder.js';
@@ -27,9 +28,11 @@ export const segmentDecode = definePlugin({
     accepts: [{ type: 'model/output', params: { task: 'segmentation' } }],
     produces: [{ type: 'findings' }],
   },
-  async init(config) {
+  async init(config, ctx) {
+    const state = new InstanceState(ctx.step, 'core/segment-decode@1');
     return {
-      run: decoderRun('segmentation', (part, meta, spec, ctx) => {
+      close: () => state.close(),
+      run: state.guard(decoderRun('segmentation', (part, meta, spec, ctx) => {
         const { manifest } = meta;
         const out = outputOf(part, spec.output);
         const [items, channels, H, W] = out.dims as [number, number, number, number];
@@ -74,7 +77,7 @@ export const segmentDecode = definePlugin({
           }
         }
         return { defects, scores };
-      }),
+      })),
     };
   },
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { definePlugin } from '../../runtime/contract.js';
+import { InstanceState } from '../lib/instance.js';
 import type { Defect } from '../../runtime/result.js';
 import { nms, type Scored } from '../lib/nms.js';
 import { decoderRun } from '../model-onnx/decoder.js';
@@ -91,9 +92,11 @@ export const yoloDecode = definePlugin({
     accepts: [{ type: 'model/output', params: { task: 'detection' } }],
     produces: [{ type: 'findings' }],
   },
-  async init(config) {
+  async init(config, ctx) {
+    const state = new InstanceState(ctx.step, 'core/yolo-decode@1');
     return {
-      run: decoderRun('yolo', (part, meta, spec) => {
+      close: () => state.close(),
+      run: state.guard(decoderRun('yolo', (part, meta, spec) => {
         const { manifest } = meta;
         const out = outputOf(part, spec.output);
         const dets = decodeYolo(out.data as Float32Array, out.dims, spec.format, manifest.labels.length, meta.transforms, {
@@ -108,7 +111,7 @@ export const yoloDecode = definePlugin({
           scores.defect = Math.max(scores.defect!, d.score);
         }
         return { defects, scores };
-      }),
+      })),
     };
   },
 });

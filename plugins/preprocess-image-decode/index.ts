@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { z } from 'zod';
 import { definePlugin, type EncodedImage, type RawImage } from '../../runtime/contract.js';
+import { InstanceState } from '../lib/instance.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import { decodeBmp, isBmp } from './bmp.js';
 
@@ -33,12 +34,15 @@ export const imageDecode = definePlugin({
     accepts: [{ type: 'image/encoded' }, { type: 'image/raw' }],
     produces: [{ type: 'image/raw' }],
   },
-  async init(config) {
+  async init(config, ctx) {
     // libvips threads per image: the frame loop already runs parts in parallel, so one decode must not take every core.
     sharp.concurrency(1);
     const channels = config.color === 'GRAY' ? 1 : 3;
+    const state = new InstanceState(ctx.step, 'core/image-decode@1');
     return {
+      close: () => state.close(),
       async run(part, ctx) {
+        state.assertOpen();
         ctx.signal.throwIfAborted();
         const frameImage = part.frame.image;
         const empty = emptiness(frameImage);

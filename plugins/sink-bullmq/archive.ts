@@ -58,7 +58,11 @@ export interface ArchiveOptions {
   readonly maxAgeMs: number;
   readonly inlineMaxBytes: number;
   readonly log: Logger;
+  /** How often retention runs besides after a put over the size limit: images pass their age on an idle line too. Default 1 h. */
+  readonly sweepEveryMs?: number;
 }
+
+const SWEEP_EVERY_MS = 3_600_000;
 
 interface Entry {
   readonly file: string;
@@ -73,13 +77,15 @@ export class ImageArchive {
   readonly #entries = new Map<string, Entry>();
   #bytes = 0;
   #lastUse = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #sweeping: Promise<{ removed: number; bytes: number }> | undefined;
 
   private constructor(dir: string, o: ArchiveOptions) {
     this.dir = dir;
     this.#o = o;
   }
 
-  /** Opens (creating) the folder and learns what it holds; applies retention once. */
+  /** Opens (creating) the folder and learns what it holds; applies retention now and then every `sweepEveryMs`. */
   static async open(dir: string, o: ArchiveOptions): Promise<ImageArchive> {
     const a = new ImageArchive(dir, o);
     await mkdir(dir, { recursive: true });
@@ -93,7 +99,16 @@ export class ImageArchive {
       a.#bytes += s.size;
     }
     await a.sweep();
+    a.#timer = setInterval(() => void a.sweep().catch((err: unknown) => o.log.error({ err, archive: dir }, 'archive retention failed; tried again at the next period')), o.sweepEveryMs ?? SWEEP_EVERY_MS);
+    // Retention must not keep a station that is done from exiting.
+    a.#timer.unref();
     return a;
+  }
+
+  /** Stops the periodic retention; idempotent. */
+  close(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
   }
 
   get bytes(): number {
@@ -137,14 +152,19 @@ export class ImageArchive {
     return { sha256, format: fmt, bytes: data.byteLength, key, ...(inline === undefined ? {} : { inline }) };
   }
 
-  /** Removes images past the age limit, then the least recently used until the size fits. */
-  async sweep(now = Date.now()): Promise<{ removed: number; bytes: number }> {
+  /** Removes images past the age limit, then the least recently used until the size fits; one sweep at a time. */
+  sweep(now = Date.now()): Promise<{ removed: number; bytes: number }> {
+    return (this.#sweeping ??= this.#sweep(now).finally(() => (this.#sweeping = undefined)));
+  }
+
+  async #sweep(now: number): Promise<{ removed: number; bytes: number }> {
     const byAge = [...this.#entries.entries()].sort((a, b) => a[1].mtimeMs - b[1].mtimeMs);
     let removed = 0;
     let freed = 0;
     for (const [name, e] of byAge) {
       const old = this.#o.maxAgeMs > 0 && now - e.mtimeMs > this.#o.maxAgeMs;
       if (!old && this.#bytes <= this.#o.maxBytes) break;
+      if (this.#entries.get(name) !== e) continue; // gone (or stored again) while this sweep ran
       await rm(e.file, { force: true });
       this.#entries.delete(name);
       this.#bytes -= e.bytes;

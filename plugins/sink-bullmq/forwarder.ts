@@ -1,17 +1,21 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../runtime/contract.js';
-import { messageOf } from '../../runtime/errors.js';
-import type { Spool, SpoolRecord } from './spool.js';
+import { isLinegateError, messageOf } from '../../runtime/errors.js';
+import { isAuthRefusal } from './redis-errors.js';
+import type { Spool, SpoolBatch, SpoolRecord } from './spool.js';
 
 /** Puts records on their queues in order; idempotent by record id; rejects when the broker cannot take them now. */
 export interface Sender {
   send(records: readonly SpoolRecord[]): Promise<void>;
 }
 
-export type LinkState = 'connecting' | 'up' | 'unreachable';
+/** The broker link: `refused` is a password Redis would not take (LG_ERR_QUEUE_AUTH), which waiting does not fix. */
+export type LinkState = 'connecting' | 'up' | 'unreachable' | 'refused';
 
 export interface ForwarderEvents {
   state: [state: LinkState, why: string];
+  /** The spool itself failed (reading it, moving its cursor), with why; undefined once it works again. */
+  spool: [fault: string | undefined];
   /** `<queue>:<id>` of each record now on its queue. */
   forwarded: [keys: readonly string[]];
 }
@@ -38,6 +42,9 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
   readonly #stop = new AbortController();
   #state: LinkState = 'connecting';
   #why = '';
+  #spoolFault: string | undefined;
+  /** Whether entering the current spool fault was logged: leaving it is logged only then. */
+  #spoolFaultLogged = false;
   #wake: (() => void) | undefined;
   #running: Promise<void> | undefined;
   #idle: (() => void)[] = [];
@@ -57,6 +64,16 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
     return this.#why;
   }
 
+  /** Why the spool cannot be read or committed now (not a Redis problem), or undefined. */
+  get spoolFault(): string | undefined {
+    return this.#spoolFault;
+  }
+
+  /** Records cannot go now: Redis is away or refuses us, or the spool itself fails. */
+  get stuck(): boolean {
+    return this.#state === 'unreachable' || this.#state === 'refused' || this.#spoolFault !== undefined;
+  }
+
   start(): void {
     this.#running ??= this.#run();
   }
@@ -69,7 +86,7 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
   /** Resolves true once the spool is empty, false when the broker is away or `ms` passed first. */
   drained(ms: number): Promise<boolean> {
     if (this.#spool.empty) return Promise.resolve(true);
-    if (this.#state === 'unreachable') return Promise.resolve(false);
+    if (this.stuck) return Promise.resolve(false);
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(false), ms);
       const done = (ok: boolean): void => {
@@ -80,7 +97,7 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
       };
       const onIdle = (): void => done(true);
       const onState = (s: LinkState): void => {
-        if (s === 'unreachable') done(false);
+        if (s === 'unreachable' || s === 'refused') done(false);
       };
       this.#idle.push(onIdle);
       this.on('state', onState);
@@ -96,25 +113,66 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
   async #run(): Promise<void> {
     let delay = this.#o.retryMinMs;
     const signal = this.#stop.signal;
+    const backOff = async (): Promise<void> => {
+      await this.#pause(delay, false);
+      delay = Math.min(delay * 2, this.#o.retryMaxMs);
+    };
     while (!signal.aborted) {
+      // Three steps, three kinds of failure: a spool that cannot be read or committed is not "Redis unreachable".
+      let batch: SpoolBatch | undefined;
       try {
-        const batch = await this.#spool.read(this.#o.batch);
-        if (batch === undefined) {
-          for (const f of this.#idle.splice(0)) f();
-          await this.#pause(Infinity, true);
+        batch = await this.#spool.read(this.#o.batch);
+      } catch (e) {
+        this.#setSpoolFault(`cannot read the spool: ${messageOf(e)}`);
+        await backOff();
+        continue;
+      }
+      if (batch === undefined) {
+        this.#setSpoolFault(undefined);
+        for (const f of this.#idle.splice(0)) f();
+        await this.#pause(Infinity, true);
+        continue;
+      }
+      const { records, end } = batch;
+      if (records.length > 0) {
+        try {
+          await this.#sender.send(records);
+        } catch (e) {
+          this.#setState(isAuthRefusal(e) ? 'refused' : 'unreachable', isLinegateError(e) ? `${e.code}: ${e.message}` : messageOf(e));
+          await backOff();
           continue;
         }
-        if (batch.records.length > 0) await this.#sender.send(batch.records);
-        await this.#spool.commit(batch.end);
         this.#setState('up', '');
-        delay = this.#o.retryMinMs;
-        if (batch.records.length > 0) this.emit('forwarded', batch.records.map(recordKey));
-      } catch (e) {
-        this.#setState('unreachable', messageOf(e));
-        await this.#pause(delay, false);
-        delay = Math.min(delay * 2, this.#o.retryMaxMs);
       }
+      try {
+        await this.#spool.commit(end);
+      } catch (e) {
+        // Sent but not committed: the batch goes again, and BullMQ drops the job ids it already holds.
+        this.#setSpoolFault(`cannot move the spool's cursor: ${messageOf(e)}`);
+        await backOff();
+        continue;
+      }
+      this.#setSpoolFault(undefined);
+      delay = this.#o.retryMinMs;
+      if (records.length > 0) this.emit('forwarded', records.map(recordKey));
     }
+  }
+
+  /**
+   * Logs once when the spool starts failing and once when it works again; not at all while its
+   * appends fail too (a full disk): the station already logged that state for this sink.
+   */
+  #setSpoolFault(fault: string | undefined): void {
+    if ((fault === undefined) === (this.#spoolFault === undefined)) {
+      this.#spoolFault = fault;
+      return;
+    }
+    this.#spoolFault = fault;
+    if (fault !== undefined) {
+      this.#spoolFaultLogged = this.#spool.writeFault === undefined;
+      if (this.#spoolFaultLogged) this.#o.log.error({ why: fault, pendingBytes: this.#spool.pendingBytes }, `queue spool fault: ${fault}; retrying (this is the local disk, not Redis)`);
+    } else if (this.#spoolFaultLogged) this.#o.log.info({}, 'queue spool works again: spooled records are being sent');
+    this.emit('spool', fault);
   }
 
   /** Sleeps until `ms` passed, stop(), or (when `wakeable`) new records arrive: a back-off is not cut short by traffic. */
@@ -140,6 +198,7 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
     this.#state = state;
     this.#why = why;
     if (state === 'up') this.#o.log.info({ was }, 'queue broker reachable: spooled records are being sent');
+    else if (state === 'refused') this.#o.log.error({ code: 'LG_ERR_QUEUE_AUTH', why, pendingBytes: this.#spool.pendingBytes }, `${why}; records are kept in the local spool until Redis takes the password`);
     else this.#o.log.warn({ why, pendingBytes: this.#spool.pendingBytes }, 'queue broker unreachable: records are kept in the local spool and sent when it is back');
     this.emit('state', state, why);
   }

@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { definePlugin, type EncodedImage, type Health, type PluginContext, type RawImage, type SinkInstance } from '../../runtime/contract.js';
-import { messageOf } from '../../runtime/errors.js';
+import { definePlugin, type EncodedImage, type Logger, type PluginContext, type RawImage, type SinkInstance } from '../../runtime/contract.js';
+import { isLinegateError, messageOf } from '../../runtime/errors.js';
 import { ImageArchive, sha256Of } from './archive.js';
 import { Forwarder, recordKey } from './forwarder.js';
+import { queueSinkHealth } from './health.js';
 import type { ArchivedImage, SampleJob } from './jobs.js';
 import { Sampler, SamplingConfig } from './sampling.js';
 import type { BullmqSender } from './sender.js';
@@ -11,6 +12,11 @@ import { Spool } from './spool.js';
 
 const MiB = 1024 * 1024;
 const DAY_S = 86_400;
+/** Room in a sample record for everything but the inline image: the result, the reasons, the keys. */
+const RECORD_MARGIN_BYTES = 256 * 1024;
+
+/** The record bytes an inline image of `bytes` needs: base64 grows it by a third. */
+export const inlineRecordBytes = (bytes: number): number => Math.ceil(bytes / 3) * 4 + RECORD_MARGIN_BYTES;
 
 const Config = z
   .object({
@@ -49,13 +55,24 @@ const Config = z
       .object({
         dir: z.string().min(1).optional().describe('default var/spool/<station>/<step>'),
         maxMiB: z.number().positive().default(512),
+        maxRecordMiB: z.number().min(0.5).max(64).default(8).describe('the largest record the spool takes (a sample with its inline image); a larger one is refused when it is written, never read'),
       })
       .strict()
       .prefault({}),
     deliveredWaitMs: z.number().int().min(0).max(10_000).default(1000).describe('how long a write waits to report "delivered" rather than "spooled"'),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    // The inline limit and the record limit must agree: an image the config lets travel inline must fit the record that carries it.
+    const need = inlineRecordBytes(c.archive.inlineMaxBytes);
+    if (c.archive.inlineMaxBytes > 0 && need > recordLimit(c)) {
+      ctx.addIssue({ code: 'custom', path: ['archive', 'inlineMaxBytes'], message: `an inline image of ${c.archive.inlineMaxBytes} bytes needs records of ${need} bytes, more than the spool takes in one (spool.maxRecordMiB ${c.spool.maxRecordMiB}, spool.maxMiB ${c.spool.maxMiB})` });
+    }
+  });
 type Config = z.infer<typeof Config>;
+
+/** The largest record the spool takes: its own limit, never more than the whole spool. */
+const recordLimit = (c: Pick<Config, 'spool'>): number => Math.floor(Math.min(c.spool.maxRecordMiB, c.spool.maxMiB) * MiB);
 
 /**
  * Every result, and the samples chosen for retraining, to BullMQ queues on
@@ -70,11 +87,17 @@ export const bullmqSink = definePlugin({
     description: 'Queues every result (and retraining samples, with the reason each was chosen) on BullMQ/Redis through a durable local spool; images to a content-addressed archive.',
     config: Config,
     critical: false,
+    // A write resolves once its records are fsync'd in the spool: a source may settle the part then.
+    durable: true,
   },
   async init(config, ctx) {
     const url = process.env[config.redis.urlEnv] ?? config.redis.url;
     const archive = config.archive.images === 'none' ? undefined : await ImageArchive.open(ctx.resolvePath(config.archive.dir), archiveOptions(config, ctx));
-    const spool = await Spool.open(ctx.resolvePath(config.spool.dir ?? path.join('var/spool', ctx.stationId, ctx.step)), { maxBytes: config.spool.maxMiB * MiB, log: ctx.log });
+    const spool = await Spool.open(ctx.resolvePath(config.spool.dir ?? path.join('var/spool', ctx.stationId, ctx.step)), {
+      maxBytes: config.spool.maxMiB * MiB,
+      maxRecordBytes: recordLimit(config),
+      log: ctx.log,
+    });
     // Loaded on first use: bullmq and ioredis add a fifth of a second to every CLI start otherwise.
     const { BullmqSender, redactUrl } = await import('./sender.js');
     const sender = new BullmqSender({
@@ -93,7 +116,7 @@ export const bullmqSink = definePlugin({
     });
     const forwarder = new Forwarder(spool, sender, { batch: 200, retryMinMs: 250, retryMaxMs: 5000, log: ctx.log });
     ctx.log.info({ redis: redactUrl(url), prefix: config.prefix, spool: spool.dir, archive: archive?.dir ?? 'off' }, 'queue sink ready; results go through the spool to Redis');
-    return queueSink(config, { spool, sender, forwarder, archive, sampler: new Sampler(config.sampling), where: redactUrl(url) });
+    return queueSink(config, { spool, sender, forwarder, archive, sampler: new Sampler(config.sampling), where: redactUrl(url) }, ctx.log);
   },
 });
 
@@ -110,15 +133,20 @@ interface Parts {
   readonly where: string;
 }
 
-function queueSink(config: Config, p: Parts): SinkInstance {
+function queueSink(config: Config, p: Parts, log: Logger): SinkInstance {
   const { spool, forwarder, archive, sampler } = p;
-  // Writers waiting to learn whether their records reached Redis in time.
-  const waiters = new Map<string, () => void>();
+  // Writers waiting to learn whether their records reached Redis in time: told true once forwarded, false otherwise.
+  const waiters = new Map<string, (ok: boolean) => void>();
   forwarder.on('forwarded', (keys) => {
-    for (const k of keys) waiters.get(k)?.();
+    for (const k of keys) waiters.get(k)?.(true);
+  });
+  // Redis away or refusing: a writer waiting to say "delivered" would only wait out its time; it is "spooled" now.
+  forwarder.on('state', () => {
+    if (forwarder.stuck) for (const w of [...waiters.values()]) w(false);
   });
   let spoolFull = false;
   spool.on('level', (level) => (spoolFull = level === 'full'));
+  const images = new ArchiveFaults(log);
   forwarder.start();
   let closing: Promise<void> | undefined;
 
@@ -130,26 +158,41 @@ function queueSink(config: Config, p: Parts): SinkInstance {
         waiters.delete(key);
         resolve(ok);
       };
-      waiters.set(key, () => finish(true));
+      waiters.set(key, finish);
     });
 
+  /** A sample too large for one record because of its inline image goes without the inline bytes (the archive keeps them). */
+  const appendSample = async (job: SampleJob, id: string): Promise<void> => {
+    try {
+      await spool.append({ queue: 'samples', id, data: job });
+    } catch (e) {
+      if (!(isLinegateError(e) && e.code === 'LG_ERR_QUEUE_RECORD_TOO_LARGE' && job.image?.inline !== undefined)) throw e;
+      const { inline: _inline, ...image } = job.image;
+      await spool.append({ queue: 'samples', id, data: { ...job, image, why: [...job.why, `image not inline: ${e.message}`] } });
+    }
+  };
+
   return {
-    async write(result, run, image) {
+    async write(result, run, image, info) {
       run.signal.throwIfAborted();
       const sample = sampler.choose(result);
       const keep = archive !== undefined && image !== undefined && (config.archive.images === 'all' || sample !== undefined);
       let stored: ArchivedImage | undefined;
       let lost: string | undefined = image === undefined && archive !== undefined && sample !== undefined ? 'image not kept: the station dropped it while this sink was far behind' : undefined;
+      let archiveError: unknown;
       if (keep) {
         try {
           stored = await archive.put(...(await bytesOf(image)));
+          images.ok();
         } catch (e) {
           lost = `image not archived: ${messageOf(e)}`;
-          run.log.error({ err: e, resultId: result.resultId }, 'image could not be archived; its jobs go without it');
+          archiveError = e;
         }
       }
       const key = recordKey({ queue: 'results', id: result.resultId });
-      const delivered = config.deliveredWaitMs > 0 && forwarder.state !== 'unreachable' ? forwardedWithin(key, config.deliveredWaitMs) : Promise.resolve(false);
+      // Waiting to say "delivered" holds the lane: only while nothing waits behind, so a burst is spooled at disk speed.
+      const wait = config.deliveredWaitMs > 0 && !forwarder.stuck && (info?.behind ?? 0) === 0;
+      const delivered = wait ? forwardedWithin(key, config.deliveredWaitMs) : Promise.resolve(false);
       // The content address is worked out here, in the background, not in the part's cycle: the PLC must not wait for it.
       const sha256 = stored?.sha256 ?? (image?.kind === 'encoded' ? sha256Of(image.data) : undefined);
       const record = sha256 === undefined || result.frame.sha256 !== undefined ? result : { ...result, frame: { ...result.frame, sha256 } };
@@ -163,37 +206,68 @@ function queueSink(config: Config, p: Parts): SinkInstance {
           why: lost === undefined ? [...sample.why] : [...sample.why, lost],
           ...(stored === undefined ? {} : { image: stored }),
         };
-        appends.push(spool.append({ queue: 'samples', id: result.resultId, data: job }));
+        appends.push(appendSample(job, result.resultId));
       }
       try {
         await Promise.all(appends);
       } catch (e) {
-        waiters.get(key)?.();
+        waiters.get(key)?.(false);
+        // One disk full, one state: the failed write is what the station logs, not the image too.
+        if (archiveError !== undefined) images.failed(archiveError, result.resultId, false);
         throw e;
       }
+      if (archiveError !== undefined) images.failed(archiveError, result.resultId, true);
       forwarder.wake();
       return (await delivered) ? 'delivered' : 'spooled';
     },
     async flush() {
       await forwarder.drained(5000);
     },
-    health(): Health {
-      const data = { redis: p.where, state: forwarder.state, spool: spool.dir, pendingBytes: spool.pendingBytes, archivedImages: archive?.count ?? 0, skippedByQuota: sampler.skippedByQuota };
-      if (spoolFull) return { status: 'down', detail: `spool full (${spool.pendingBytes} bytes): new records are refused until Redis at ${p.where} takes the backlog`, data };
-      if (forwarder.state === 'unreachable' || (forwarder.state !== 'up' && !spool.empty)) {
-        return { status: 'degraded', detail: `Redis at ${p.where} unreachable (${forwarder.why || forwarder.state}): ${spool.pendingBytes} bytes spooled in ${spool.dir}, sent when it answers`, data };
-      }
-      return { status: 'ok', detail: forwarder.state === 'up' ? `queues on ${p.where}` : `waiting for Redis at ${p.where}; nothing spooled`, data };
-    },
+    health: () => queueSinkHealth({ where: p.where, forwarder, spool, spoolFull, archive, archiveFault: images.fault, skippedByQuota: sampler.skippedByQuota }),
     close() {
       return (closing ??= (async () => {
-        for (const w of waiters.values()) w();
+        // Still waiting for Redis: what they are is spooled, not delivered.
+        for (const w of waiters.values()) w(false);
+        archive?.close();
         await forwarder.stop();
         await p.sender.close();
         await spool.close();
       })());
     },
   };
+}
+
+/** Images that cannot be archived (a full disk): one line when it starts and one when it works again, not one per part. */
+class ArchiveFaults {
+  readonly #log: Logger;
+  #fault: string | undefined;
+  #count = 0;
+  #logged = false;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  get fault(): string | undefined {
+    return this.#fault;
+  }
+
+  /** `log` false: the write failed as a whole, and the station logs that. */
+  failed(e: unknown, resultId: string, log: boolean): void {
+    this.#count++;
+    this.#fault ??= isLinegateError(e) ? `${e.code}: ${e.message}` : messageOf(e);
+    if (!log || this.#logged) return;
+    this.#logged = true;
+    this.#log.error({ err: e, resultId }, 'images cannot be archived; their jobs go without them (further failures are counted, not logged)');
+  }
+
+  ok(): void {
+    if (this.#fault === undefined) return;
+    if (this.#logged) this.#log.info({ failed: this.#count, was: this.#fault }, `images are archived again; ${this.#count} could not be`);
+    this.#fault = undefined;
+    this.#count = 0;
+    this.#logged = false;
+  }
 }
 
 /** The frame's own bytes; raw pixels (no encoding to keep) are stored as lossless PNG. */

@@ -2,10 +2,13 @@ import { Queue, type JobsOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from '../../runtime/contract.js';
 import { withTimeout } from '../../runtime/execute/bounded.js';
-import { LinegateError, messageOf } from '../../runtime/errors.js';
+import { LinegateError } from '../../runtime/errors.js';
 import type { Sender } from './forwarder.js';
 import { JOB_NAMES, QUEUES, type QueueName } from './jobs.js';
+import { isAuthRefusal, redactUrl, redisError } from './redis-errors.js';
 import type { SpoolRecord } from './spool.js';
+
+export { redactUrl } from './redis-errors.js';
 
 export interface JobPolicy {
   readonly attempts: number;
@@ -26,17 +29,6 @@ export interface SenderOptions {
   readonly log: Logger;
 }
 
-/** The URL without its password, for logs and errors. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable Redis URL)';
-  }
-}
-
 /**
  * The BullMQ side of the forwarder: one ioredis connection shared by the two
  * queues, failing fast while Redis is away (no command retries: the spool
@@ -46,11 +38,15 @@ export class BullmqSender implements Sender {
   readonly #redis: Redis;
   readonly #queues: Record<QueueName, Queue>;
   readonly #opts: JobsOptions;
+  readonly #url: string;
   readonly #where: string;
   readonly #connectTimeoutMs: number;
+  /** The connection's last failure: a refused password is told apart from "away" when a send cannot go. */
+  #lastError: unknown;
   #closing: Promise<void> | undefined;
 
   constructor(o: SenderOptions) {
+    this.#url = o.url;
     this.#where = redactUrl(o.url);
     this.#connectTimeoutMs = o.connectTimeoutMs;
     this.#redis = new Redis(o.url, {
@@ -60,12 +56,15 @@ export class BullmqSender implements Sender {
       commandTimeout: o.commandTimeoutMs,
       retryStrategy: (times) => Math.min(times * 250, 2000),
     });
-    let lastError = '';
-    // ioredis reports every failed reconnect; the forwarder already says when Redis goes and comes back.
+    // ioredis reports every failed reconnect; the forwarder already says, once, when Redis goes and comes back.
+    let lastWhy = '';
     this.#redis.on('error', (e: Error) => {
-      if (e.message !== lastError) o.log.debug({ redis: this.#where, err: e.message }, 'redis connection error');
-      lastError = e.message;
+      const why = redisError(o.url, e).message;
+      if (why !== lastWhy) o.log.debug({ redis: this.#where, err: why }, 'redis connection error');
+      lastWhy = why;
+      this.#lastError = e;
     });
+    this.#redis.on('ready', () => (this.#lastError = undefined));
     this.#redis.connect().catch(() => undefined);
     const queue = (name: QueueName): Queue => {
       const q = new Queue(QUEUES[name], { connection: this.#redis, prefix: o.prefix });
@@ -90,7 +89,7 @@ export class BullmqSender implements Sender {
       try {
         await this.#queues[name].addBulk(mine.map((r) => ({ name: JOB_NAMES[name], data: r.data, opts: { ...this.#opts, jobId: r.id } })));
       } catch (e) {
-        throw new LinegateError('LG_ERR_QUEUE_REDIS', [this.#where, messageOf(e)], { cause: e });
+        throw redisError(this.#url, e);
       }
     }
   }
@@ -99,23 +98,30 @@ export class BullmqSender implements Sender {
   #ready(): Promise<void> {
     const r = this.#redis;
     if (r.status === 'ready') return Promise.resolve();
-    // 'reconnecting' means an attempt already failed: Redis is away, and the spool is the place to wait.
+    // 'reconnecting' means an attempt already failed: Redis is away (or refused the password), and the spool is the place to wait.
     if (r.status === 'reconnecting' || r.status === 'end' || r.status === 'close' || this.#closing !== undefined) {
+      if (isAuthRefusal(this.#lastError)) return Promise.reject(redisError(this.#url, this.#lastError));
       return Promise.reject(new LinegateError('LG_ERR_QUEUE_REDIS', [this.#where, `not connected (${r.status})`]));
     }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => done(new LinegateError('LG_ERR_QUEUE_REDIS', [this.#where, `not connected within ${this.#connectTimeoutMs} ms (${r.status})`])), this.#connectTimeoutMs);
       const onReady = (): void => done();
       const onEnd = (): void => done(new LinegateError('LG_ERR_QUEUE_REDIS', [this.#where, 'connection closed']));
+      // A refused password ends the attempt at once: "not connected within N ms" would hide why.
+      const onError = (e: unknown): void => {
+        if (isAuthRefusal(e)) done(redisError(this.#url, e));
+      };
       const done = (err?: Error): void => {
         clearTimeout(timer);
         r.off('ready', onReady);
         r.off('end', onEnd);
+        r.off('error', onError);
         if (err === undefined) resolve();
         else reject(err);
       };
       r.on('ready', onReady);
       r.on('end', onEnd);
+      r.on('error', onError);
     });
   }
 

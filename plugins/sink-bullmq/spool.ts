@@ -1,15 +1,22 @@
 import { EventEmitter } from 'node:events';
-import { appendFile, mkdir, open, readFile, readdir, rename, rm, stat, truncate, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../runtime/contract.js';
-import { LinegateError, messageOf } from '../../runtime/errors.js';
+import { LinegateError } from '../../runtime/errors.js';
+import { nodeFileOps, type FileOps } from '../lib/file-ops.js';
+import { LineFile, repairTail, writeError } from '../lib/line-file.js';
+import { releaseLock, takeLock } from './spool-lock.js';
+import { scan, type Scan, type SegmentView } from './spool-read.js';
 
 /*
  * The durable spool between the station and Redis: an append-only log of JSON
  * lines in numbered segment files, fsync'd before an append resolves, read in
  * order by the forwarder, which moves a cursor (written atomically) past what
- * Redis has taken. A kill -9 can tear only the last line of the last segment;
- * opening repairs that. Bounded by size, with an alarm before it is full.
+ * Redis has taken. An append is kept whole or not at all: a failed or short
+ * write is cut back, so a full disk costs the records it refused and nothing
+ * after. A kill -9 can tear only the last line of the last segment; opening
+ * repairs that. A line that is not a record is quarantined once and skipped.
+ * Bounded by size, with an alarm before it is full.
  */
 
 export interface SpoolRecord {
@@ -18,11 +25,18 @@ export interface SpoolRecord {
   readonly data: unknown;
 }
 
+/** The largest record an append takes by default (its JSON line): an image inlined at the 4 MiB limit fits. */
+export const DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024;
+
 export interface SpoolOptions {
   readonly maxBytes: number;
   /** A new segment starts past this size; consumed segments are deleted whole. */
   readonly segmentBytes?: number;
+  /** The longest record line append() takes; the reader reads lines up to this long. */
+  readonly maxRecordBytes?: number;
   readonly log: Logger;
+  /** What appends, the cursor and the quarantine are written through (a test hands in a failing disk). */
+  readonly ops?: FileOps;
 }
 
 export interface Position {
@@ -32,55 +46,51 @@ export interface Position {
 
 export interface SpoolBatch {
   readonly records: readonly SpoolRecord[];
-  /** Commit this once the records are safe elsewhere. */
+  /** Commit this once the records are safe elsewhere (at once when there are none: a bad line was quarantined). */
   readonly end: Position;
 }
 
 export interface SpoolEvents {
   /** Filling up: `alarm` past 80 %, `full` when a record was refused, `clear` back under 50 %. */
   level: [state: 'alarm' | 'full' | 'clear', pendingBytes: number];
+  /** Appends fail (`failing`, with the cause: a full disk) or work again (`ok`). */
+  writes: [state: 'failing' | 'ok', cause: LinegateError | undefined];
 }
 
 const SEGMENT_BYTES = 8 * 1024 * 1024;
-const READ_CHUNK = 1024 * 1024;
 const segName = (n: number): string => `${String(n).padStart(12, '0')}.jsonl`;
-/** Spools open in this process: a second open of the same folder is refused like another process's. */
-const openHere = new Set<string>();
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+const isPosition = (v: unknown): v is Position =>
+  typeof v === 'object' && v !== null && Number.isInteger((v as Position).segment) && Number.isInteger((v as Position).offset) && (v as Position).offset >= 0;
 
 export class Spool extends EventEmitter<SpoolEvents> {
   readonly dir: string;
   readonly #o: Required<SpoolOptions>;
   #segments: number[] = [];
-  /** Bytes in the segments on disk; the first of them is consumed up to the cursor's offset. */
-  #diskBytes = 0;
+  /** Kept bytes of each segment but the one being written (its writer knows its own). */
+  readonly #sizes = new Map<number, number>();
   #cursor: Position = { segment: 1, offset: 0 };
-  #writer: FileHandle | undefined;
-  #writerSize = 0;
+  #writer: { readonly segment: number; readonly file: LineFile } | undefined;
   #waiting: { line: string; resolve: () => void; reject: (e: unknown) => void }[] = [];
   #waitingBytes = 0;
   #flushing: Promise<void> | undefined;
   #level: 'clear' | 'alarm' | 'full' = 'clear';
+  #writeFault: LinegateError | undefined;
+  #quarantine: LineFile | undefined;
+  /** Lines quarantined by this process (segment:offset): each goes to quarantine.jsonl once, however often it is read. */
+  readonly #quarantined = new Set<string>();
   #closing: Promise<void> | undefined;
 
   private constructor(dir: string, o: SpoolOptions) {
     super();
     this.dir = dir;
-    this.#o = { segmentBytes: SEGMENT_BYTES, ...o };
+    this.#o = { segmentBytes: SEGMENT_BYTES, maxRecordBytes: DEFAULT_MAX_RECORD_BYTES, ops: nodeFileOps, ...o };
   }
 
   static async open(dir: string, o: SpoolOptions): Promise<Spool> {
     const abs = path.resolve(dir);
     await mkdir(abs, { recursive: true });
-    await lock(abs);
+    await takeLock(abs);
     const s = new Spool(abs, o);
     try {
       await s.#recover();
@@ -93,18 +103,33 @@ export class Spool extends EventEmitter<SpoolEvents> {
 
   /** Bytes appended and not yet committed past. */
   get pendingBytes(): number {
-    return this.#diskBytes - this.#cursor.offset + this.#waitingBytes;
+    let bytes = (this.#writer?.file.size ?? 0) + this.#waitingBytes - this.#cursor.offset;
+    for (const n of this.#segments) if (n !== this.#writer?.segment) bytes += this.#sizes.get(n) ?? 0;
+    return bytes;
   }
 
   get empty(): boolean {
     return this.pendingBytes === 0;
   }
 
-  /** Resolves once the record is on disk (fsync'd); records from concurrent calls share one fsync. */
+  /** Why appends fail now (a full disk), or undefined while they work. */
+  get writeFault(): LinegateError | undefined {
+    return this.#writeFault;
+  }
+
+  get maxRecordBytes(): number {
+    return this.#o.maxRecordBytes;
+  }
+
+  /**
+   * Resolves once the record is on disk (fsync'd); records from concurrent calls share one fsync.
+   * A record longer than `maxRecordBytes` is refused here, never written: no reader would take it.
+   */
   append(record: SpoolRecord): Promise<void> {
     if (this.#closing !== undefined) return Promise.reject(new LinegateError('LG_ERR_QUEUE_SPOOL_FULL', [this.dir, this.pendingBytes, this.#o.maxBytes, `${record.queue} ${record.id} (the spool is closed)`]));
     const line = `${JSON.stringify(record)}\n`;
     const bytes = Buffer.byteLength(line);
+    if (bytes > this.#o.maxRecordBytes) return Promise.reject(new LinegateError('LG_ERR_QUEUE_RECORD_TOO_LARGE', [record.id, record.queue, bytes, this.#o.maxRecordBytes]));
     if (this.pendingBytes + bytes > this.#o.maxBytes) {
       this.#setLevel('full');
       return Promise.reject(new LinegateError('LG_ERR_QUEUE_SPOOL_FULL', [this.dir, this.pendingBytes, this.#o.maxBytes, `${record.queue} ${record.id}`]));
@@ -116,43 +141,26 @@ export class Spool extends EventEmitter<SpoolEvents> {
     });
   }
 
-  /** Up to `max` records after the cursor, oldest first; undefined when there are none. */
+  /**
+   * Up to `max` records after the cursor, oldest first; undefined when there are none. A line that
+   * is not a record comes back as an empty batch past it, once it is quarantined: commit that.
+   */
   async read(max: number): Promise<SpoolBatch | undefined> {
-    let pos = this.#cursor;
-    const records: SpoolRecord[] = [];
-    while (records.length < max) {
-      if (!this.#segments.includes(pos.segment)) break;
-      const file = path.join(this.dir, segName(pos.segment));
-      const size = pos.segment === this.#segments.at(-1) ? this.#writerSize : (await stat(file)).size;
-      if (pos.offset >= size) {
-        const next = this.#segments.find((n) => n > pos.segment);
-        if (next === undefined) break;
-        pos = { segment: next, offset: 0 };
-        continue;
-      }
-      const chunk = await readAt(file, pos.offset, Math.min(READ_CHUNK, size - pos.offset));
-      let start = 0;
-      for (let nl = chunk.indexOf(10); nl !== -1 && records.length < max; nl = chunk.indexOf(10, start)) {
-        const text = chunk.subarray(start, nl).toString('utf8');
-        start = nl + 1;
-        const rec = await this.#parse(text, pos.segment);
-        if (rec !== undefined) records.push(rec);
-      }
-      if (start === 0) throw new LinegateError('LG_ERR_QUEUE_SPOOL_CORRUPT', [this.dir, `a line in ${segName(pos.segment)} is longer than ${READ_CHUNK} bytes`]);
-      pos = { segment: pos.segment, offset: pos.offset + start };
-    }
-    return records.length === 0 && pos === this.#cursor ? undefined : { records, end: pos };
+    const found = await scan(this.#view(), this.#cursor, max, this.#o.maxRecordBytes);
+    if (found === undefined) return undefined;
+    if (found.kind === 'records') return { records: found.records, end: found.end };
+    await this.#quarantineLine(found);
+    return { records: [], end: found.end };
   }
 
   /** Moves the cursor past a batch the forwarder has delivered, durably; deletes segments wholly behind it. */
   async commit(end: Position): Promise<void> {
-    const tmp = path.join(this.dir, 'cursor.json.tmp');
-    await writeFile(tmp, JSON.stringify(end), { flush: true });
-    await rename(tmp, path.join(this.dir, 'cursor.json'));
+    await this.#o.ops.replaceFile(path.join(this.dir, 'cursor.json'), JSON.stringify(end));
+    // The rename is durable only once the folder is: without this a power loss could bring back the old cursor.
+    await this.#o.ops.fsyncDir(this.dir);
     for (const n of this.#segments.filter((s) => s < end.segment)) {
-      const file = path.join(this.dir, segName(n));
-      this.#diskBytes -= (await stat(file)).size;
-      await rm(file, { force: true });
+      await rm(path.join(this.dir, segName(n)), { force: true });
+      this.#sizes.delete(n);
     }
     this.#segments = this.#segments.filter((s) => s >= end.segment);
     this.#cursor = end;
@@ -163,11 +171,19 @@ export class Spool extends EventEmitter<SpoolEvents> {
   close(): Promise<void> {
     return (this.#closing ??= (async () => {
       while (this.#flushing !== undefined) await this.#flushing;
-      await this.#writer?.close().catch(() => undefined);
-      this.#writer = undefined;
-      openHere.delete(this.dir);
-      await rm(path.join(this.dir, 'lock'), { force: true });
+      await this.#writer?.file.close();
+      await this.#quarantine?.close();
+      await releaseLock(this.dir);
     })());
+  }
+
+  #view(): SegmentView {
+    return {
+      segments: this.#segments,
+      file: (n) => path.join(this.dir, segName(n)),
+      // Only what was written whole and fsync'd: a reader never sees half an append.
+      end: async (n) => (n === this.#writer?.segment ? this.#writer.file.size : (this.#sizes.get(n) ?? 0)),
+    };
   }
 
   async #flush(): Promise<void> {
@@ -175,21 +191,20 @@ export class Spool extends EventEmitter<SpoolEvents> {
       while (this.#waiting.length > 0) {
         const batch = this.#waiting;
         this.#waiting = [];
-        const data = batch.map((w) => w.line).join('');
-        const bytes = Buffer.byteLength(data);
+        const data = Buffer.from(batch.map((w) => w.line).join(''));
         try {
-          if (this.#writer === undefined || this.#writerSize >= this.#o.segmentBytes) await this.#rotate();
-          await this.#writer!.write(data);
-          await this.#writer!.datasync();
-          this.#writerSize += bytes;
-          this.#diskBytes += bytes;
-          this.#waitingBytes -= bytes;
-          for (const w of batch) w.resolve();
+          const w = this.#writer;
+          if (w === undefined || w.file.size >= this.#o.segmentBytes || w.file.broken !== undefined) await this.#rotate();
+          await this.#writer!.file.append(data);
+          this.#waitingBytes -= data.byteLength;
+          this.#setWriteFault(undefined);
+          for (const x of batch) x.resolve();
         } catch (e) {
-          this.#waitingBytes -= bytes;
-          // A partly written batch leaves a torn line; the next open trims it. Each caller learns its record is not kept.
-          const err = new LinegateError('LG_ERR_QUEUE_SPOOL_CORRUPT', [this.dir, `append failed: ${messageOf(e)}`], { cause: e });
-          for (const w of batch) w.reject(err);
+          this.#waitingBytes -= data.byteLength;
+          // Cut back to the last good offset by the line file: each caller learns its record is not kept, and nothing else is lost.
+          const err = writeError(this.#writer?.file.file ?? this.dir, e);
+          this.#setWriteFault(err);
+          for (const x of batch) x.reject(err);
         }
         if (this.#level === 'clear' && this.pendingBytes > this.#o.maxBytes * 0.8) this.#setLevel('alarm');
       }
@@ -198,51 +213,85 @@ export class Spool extends EventEmitter<SpoolEvents> {
     }
   }
 
+  /** Starts the next segment (also when the current one has a failed append it could not cut back). */
   async #rotate(): Promise<void> {
-    await this.#writer?.close();
+    const old = this.#writer;
+    if (old !== undefined) {
+      this.#sizes.set(old.segment, old.file.size);
+      this.#writer = undefined;
+      await old.file.close();
+    }
     const next = (this.#segments.at(-1) ?? this.#cursor.segment - 1) + 1;
-    this.#writer = await open(path.join(this.dir, segName(next)), 'a');
+    const { file } = await LineFile.open(path.join(this.dir, segName(next)), this.#o.ops);
     this.#segments.push(next);
-    this.#writerSize = 0;
+    this.#writer = { segment: next, file };
   }
 
-  /** Learns the segments and the cursor; trims a torn last line; reopens the last segment for appends. */
+  async #quarantineLine(found: Exclude<Scan, { kind: 'records' }>): Promise<void> {
+    const key = `${found.at.segment}:${found.at.offset}`;
+    if (this.#quarantined.has(key)) return;
+    const where = { spool: this.dir, segment: segName(found.at.segment), offset: found.at.offset };
+    // A line too long to copy whole is noted with its place, size and head: the quarantine stays one line per finding.
+    const line = found.kind === 'bad' ? found.text : JSON.stringify({ quarantined: found.why, ...where, bytes: found.bytes, head: found.head });
+    this.#quarantine ??= (await LineFile.open(path.join(this.dir, 'quarantine.jsonl'), this.#o.ops)).file;
+    await this.#quarantine.append(Buffer.from(`${line}\n`));
+    this.#quarantined.add(key);
+    const err = new LinegateError('LG_ERR_QUEUE_SPOOL_CORRUPT', [this.dir, `${found.why} in ${where.segment} at ${where.offset}; moved to quarantine.jsonl and skipped`]);
+    this.#o.log.error({ err, code: err.code, ...where, bytes: found.kind === 'bad' ? Buffer.byteLength(found.text) : found.bytes }, err.message);
+  }
+
+  /** Learns the segments and the cursor; trims torn tails; reopens the last segment for appends. */
   async #recover(): Promise<void> {
     const names = (await readdir(this.dir)).filter((n) => /^\d{12}\.jsonl$/.test(n)).sort();
     this.#segments = names.map((n) => Number(n.slice(0, 12)));
-    const cursorText = await readFile(path.join(this.dir, 'cursor.json'), 'utf8').catch(() => undefined);
-    if (cursorText !== undefined) this.#cursor = JSON.parse(cursorText) as Position;
+    const cursor = await this.#readCursor();
+    if (cursor !== undefined) this.#cursor = cursor;
     else if (this.#segments.length > 0) this.#cursor = { segment: this.#segments[0]!, offset: 0 };
+    if (!this.#segments.includes(this.#cursor.segment)) {
+      // Its segment is gone: the next one that is there, or a fresh one after it (never one the cursor points into).
+      const c = this.#cursor;
+      this.#cursor = { segment: this.#segments.find((n) => n > c.segment) ?? (c.offset > 0 ? c.segment + 1 : c.segment), offset: 0 };
+    }
     // Segments wholly behind the cursor were consumed; a crash between the cursor write and their removal leaves them.
     for (const n of this.#segments.filter((s) => s < this.#cursor.segment)) await rm(path.join(this.dir, segName(n)), { force: true });
     this.#segments = this.#segments.filter((s) => s >= this.#cursor.segment);
-    const first = this.#segments[0];
-    if (first !== undefined && first !== this.#cursor.segment) this.#cursor = { segment: first, offset: 0 };
-    this.#diskBytes = 0;
     for (const n of this.#segments) {
       const file = path.join(this.dir, segName(n));
-      const size = await trimTornTail(file, this.#o.log);
-      this.#diskBytes += size;
-      if (n === this.#segments.at(-1)) this.#writerSize = size;
+      const { size, cut } = await repairTail(file);
+      if (cut > 0) this.#o.log.warn({ file, cutBytes: cut }, 'spool segment ended in a torn line (the process died mid-append); it was cut off');
+      this.#sizes.set(n, size);
     }
-    if (this.#segments.length > 0) {
-      this.#writer = await open(path.join(this.dir, segName(this.#segments.at(-1)!)), 'a');
+    const last = this.#segments.at(-1);
+    if (last !== undefined) {
+      const { file } = await LineFile.open(path.join(this.dir, segName(last)), this.#o.ops);
+      this.#sizes.delete(last);
+      this.#writer = { segment: last, file };
       const pending = this.pendingBytes;
       if (pending > 0) this.#o.log.info({ spool: this.dir, pendingBytes: pending }, 'spool holds records from an earlier run; they are sent first');
     }
   }
 
-  async #parse(text: string, segment: number): Promise<SpoolRecord | undefined> {
+  /** The committed position; undefined when there is none, or it is unreadable (that costs a resend, which BullMQ drops by job id, never a loss). */
+  async #readCursor(): Promise<Position | undefined> {
+    const text = await readFile(path.join(this.dir, 'cursor.json'), 'utf8').catch(() => undefined);
+    if (text === undefined) return undefined;
     try {
-      const r = JSON.parse(text) as SpoolRecord;
-      if (typeof r.queue === 'string' && typeof r.id === 'string') return r;
+      const parsed: unknown = JSON.parse(text);
+      if (isPosition(parsed)) return parsed;
     } catch {
-      // fall through: quarantined below
+      // reported below
     }
-    // Not a record: kept aside for a human, never silently dropped, and the drain goes on.
-    await appendFile(path.join(this.dir, 'quarantine.jsonl'), `${text}\n`, { flush: true });
-    this.#o.log.error({ spool: this.dir, segment: segName(segment), bytes: text.length }, 'spool line is not a record; moved to quarantine.jsonl');
+    this.#o.log.error({ spool: this.dir, cursor: text.slice(0, 200) }, 'spool cursor is unreadable; sending again from the oldest segment');
     return undefined;
+  }
+
+  #setWriteFault(err: LinegateError | undefined): void {
+    const was = this.#writeFault;
+    if (err?.code === was?.code) return;
+    this.#writeFault = err;
+    // The refused appends reach the station as failed writes, which it logs once per state: no second line here.
+    this.#o.log.debug({ err, spool: this.dir, was: was?.code }, err === undefined ? 'spool writes again' : 'spool cannot write');
+    this.emit('writes', err === undefined ? 'ok' : 'failing', err);
   }
 
   #setLevel(level: 'alarm' | 'full' | 'clear'): void {
@@ -254,35 +303,4 @@ export class Spool extends EventEmitter<SpoolEvents> {
     else this.#o.log.info(ctx, 'spool is below 50 % again');
     this.emit('level', level, this.pendingBytes);
   }
-}
-
-async function readAt(file: string, offset: number, length: number): Promise<Buffer> {
-  const fh = await open(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await fh.read(buf, 0, length, offset);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
-}
-
-/** A crash mid-append leaves a last line without its newline: cut it off (its append never resolved). */
-async function trimTornTail(file: string, log: Logger): Promise<number> {
-  const data = await readFile(file);
-  if (data.length === 0 || data[data.length - 1] === 10) return data.length;
-  const keep = data.lastIndexOf(10) + 1;
-  await truncate(file, keep);
-  log.warn({ file, cutBytes: data.length - keep }, 'spool segment ended in a torn line (the process died mid-append); it was cut off');
-  return keep;
-}
-
-async function lock(dir: string): Promise<void> {
-  const file = path.join(dir, 'lock');
-  if (openHere.has(dir)) throw new LinegateError('LG_ERR_QUEUE_SPOOL_LOCKED', [dir, process.pid]);
-  const holder = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-  if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) throw new LinegateError('LG_ERR_QUEUE_SPOOL_LOCKED', [dir, holder]);
-  // No holder, or a dead one (kill -9 leaves its lock behind): take it.
-  await writeFile(file, String(process.pid), { flush: true });
-  openHere.add(dir);
 }

@@ -2,6 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { definePlugin, type FrameInput, type PluginContext } from '../../runtime/contract.js';
+import { InstanceState } from '../lib/instance.js';
 import { LinegateError } from '../../runtime/errors.js';
 import { sleep } from '../../runtime/execute/bounded.js';
 
@@ -56,19 +57,21 @@ export const folderSource = definePlugin({
     const entries = await listImages(dir, config.extensions, config.recursive);
     if (entries.length === 0) throw new LinegateError('LG_ERR_SOURCE_EMPTY', [dir, config.extensions.join(' ')], { step: ctx.step });
     ctx.log.info({ dir, images: entries.length, loop: config.loop, rateHz: config.rateHz }, 'folder source ready');
+    const state = new InstanceState(ctx.step, 'core/folder-source@1');
     return {
+      close: () => state.close(),
       async *frames(run: PluginContext): AsyncGenerator<FrameInput> {
         const periodMs = config.rateHz === undefined ? 0 : 1000 / config.rateHz;
         let next = performance.now();
         let pass = 0;
         do {
           for (const entry of entries) {
-            if (run.signal.aborted) return;
+            if (run.signal.aborted || state.closed) return;
             if (periodMs > 0) {
               // Paced against a fixed schedule, so a slow read does not make the rate drift.
               next += periodMs;
               await sleep(next - performance.now(), run.signal);
-              if (run.signal.aborted) return;
+              if (run.signal.aborted || state.closed) return;
             }
             const file = path.join(dir, entry.file);
             const data = await readFile(file);

@@ -1,25 +1,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { errnoOf } from '../lib/file-ops.js';
 import { splitName } from './names.js';
 
-/** Error codes that mean "this file system or platform cannot fsync a directory", not "the data is at risk". */
-const FSYNC_UNSUPPORTED = new Set(['EISDIR', 'EPERM', 'EACCES', 'EINVAL', 'ENOTSUP', 'EBADF']);
-
-export const errnoOf = (e: unknown): string | undefined =>
-  typeof e === 'object' && e !== null && 'code' in e && typeof (e as { code: unknown }).code === 'string' ? (e as { code: string }).code : undefined;
-
-/** Makes the entries of `dir` (a rename into or out of it) durable; a no-op where directories cannot be synced (Windows). */
-export async function fsyncDir(dir: string): Promise<void> {
-  let handle: fs.FileHandle | undefined;
-  try {
-    handle = await fs.open(dir, 'r');
-    await handle.sync();
-  } catch (e) {
-    if (!FSYNC_UNSUPPORTED.has(errnoOf(e) ?? '')) throw e;
-  } finally {
-    await handle?.close().catch(() => undefined);
-  }
-}
+export { errnoOf, fsyncDir } from '../lib/file-ops.js';
 
 /** Target paths a move in this process is about to use, so that two concurrent moves never pick the same free name. */
 const reserved = new Set<string>();

@@ -15,7 +15,8 @@ import { StabilityTracker } from './stability.js';
  *   inbox       not taken yet: taken once it is complete
  *   processing  taken, result not final: yielded; yielded again once after a restart
  *   done/failed finished: never looked at again
- * See README.md for the one window in which a part can be inspected twice.
+ * A file is settled only once every durable sink holds its result; one
+ * re-inspected after a crash gets the same result id (its `key`). See README.md.
  */
 
 interface Listed {
@@ -181,6 +182,7 @@ class HotFolder implements SourceInstance {
     this.#unsettled.add(file);
     let data: Buffer;
     let mtimeMs: number;
+    let size: number;
     try {
       const st = await fs.stat(file);
       if (claimedAs !== undefined && (st.size !== claimedAs.size || st.mtimeMs !== claimedAs.mtimeMs)) {
@@ -188,6 +190,7 @@ class HotFolder implements SourceInstance {
       }
       if (st.size > this.#s.maxFileBytes) throw new Error(`${st.size} bytes is more than maxFileBytes ${this.#s.maxFileBytes}`);
       mtimeMs = st.mtimeMs;
+      size = st.size;
       data = await fs.readFile(file);
     } catch (e) {
       this.#unsettled.delete(file);
@@ -204,6 +207,9 @@ class HotFolder implements SourceInstance {
     const format = formatOf(name);
     return {
       ref: file,
+      // The file's identity while it is in processing (a rename keeps name, size and mtime): yielded again
+      // after a crash it gets the same result id, so the durable sinks keep its result once.
+      key: `${name}|${size}|${mtimeMs}`,
       partId: splitName(name).stem,
       image: format === undefined ? { kind: 'encoded', data } : { kind: 'encoded', data, format },
       capturedAt: new Date(mtimeMs),

@@ -15,7 +15,7 @@ export async function loadDataFile(file: string): Promise<LoadedFile> {
   try {
     text = await readFile(abs, 'utf8');
   } catch (e) {
-    throw new LinegateError('LG_ERR_STATION_READ', [abs], { cause: e });
+    throw new LinegateError('LG_ERR_STATION_READ', [abs, whyUnreadable(e)], { cause: e });
   }
   try {
     // YAML 1.2 is a superset of JSON, but JSON's own parser gives better messages for .json files.
@@ -24,6 +24,16 @@ export async function loadDataFile(file: string): Promise<LoadedFile> {
   } catch (e) {
     throw new LinegateError('LG_ERR_STATION_PARSE', [abs, messageOf(e)], { cause: e });
   }
+}
+
+/** What the operator can act on: the file is missing, is a folder, or may not be read. */
+function whyUnreadable(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EISDIR') return 'it is a folder, not a station file';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'ENOTDIR') return 'a part of the path is not a folder';
+  return messageOf(e);
 }
 
 /** Relative paths in a station file resolve here: its `root`, else the parent of a `stations/` folder, else its own folder. */

@@ -40,6 +40,13 @@ export const StationSettings = z
     dropPolicy: DropPolicy.default('block').describe('block: stop taking frames (files, replays); drop-oldest / drop-newest: live cameras'),
     sinkTimeoutMs: z.number().int().min(1).max(600_000).default(2000).describe('bound on one write to a sink'),
     sinkQueueSize: z.number().int().min(1).max(1_000_000).default(10_000).describe('results a background sink may fall behind'),
+    settleQueueSize: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .describe('parts whose result waits for the durable sinks before the source may settle them; at this many, a block-policy source takes no new frame; default: 256, at most sinkQueueSize'),
     initTimeoutMs: z.number().int().min(1).max(600_000).default(30_000),
     closeTimeoutMs: z.number().int().min(1).max(600_000).default(10_000),
     hungAfterMs: z
@@ -63,6 +70,10 @@ export const StationSettings = z
     if (s.dropPolicy === 'drop-oldest' && s.queueSize === 0) {
       ctx.addIssue({ code: 'custom', path: ['queueSize'], message: 'drop-oldest drops the oldest queued frame, and a queue of 0 holds none: set queueSize to 1 or more, or use drop-newest' });
     }
+    // A durable sink's lane refuses results past sinkQueueSize: more parts waiting for it could never all be kept.
+    if (s.settleQueueSize !== undefined && s.settleQueueSize > s.sinkQueueSize) {
+      ctx.addIssue({ code: 'custom', path: ['settleQueueSize'], message: `must be at most sinkQueueSize (${s.sinkQueueSize})` });
+    }
   });
 export type StationSettings = z.infer<typeof StationSettings>;
 
@@ -74,6 +85,15 @@ export type StationSettings = z.infer<typeof StationSettings>;
  */
 export function hungAfterMs(settings: Pick<StationSettings, 'cycleBudgetMs' | 'hungAfterMs'>): number {
   return settings.hungAfterMs ?? Math.max(3 * settings.cycleBudgetMs, 1000);
+}
+
+/**
+ * How many parts may wait for the durable sinks (their source not yet told the part is done). A
+ * block-policy source (a hot folder) waits at this many, so a slow disk slows intake instead of
+ * filling memory; never more than sinkQueueSize, or a durable sink's lane would refuse results.
+ */
+export function settleQueueSize(settings: Pick<StationSettings, 'sinkQueueSize' | 'settleQueueSize'>): number {
+  return Math.min(settings.settleQueueSize ?? 256, settings.sinkQueueSize);
 }
 
 export const StationFile = z

@@ -6,7 +6,7 @@ import type { Plan } from '../compile/compile.js';
 import { RecentCount, Throttle } from '../observability/rate.js';
 import { withTimeout } from './bounded.js';
 import { buildResult } from './outcome.js';
-import { settlePart } from './settle.js';
+import type { Settler } from './settle.js';
 import type { SinkDispatcher } from './sinks.js';
 
 /** How busy the loop was when a frame was dropped, for the log line. */
@@ -45,6 +45,7 @@ interface Report {
 export class DropReporter {
   readonly #plan: Plan;
   readonly #sinks: SinkDispatcher;
+  readonly #settler: Settler;
   readonly #log: Logger;
   readonly #onDrop: (result: InspectionResult) => void;
   readonly #fifoSize: number;
@@ -52,7 +53,7 @@ export class DropReporter {
   readonly #fifo: Report[] = [];
   readonly #recent: RecentCount;
   readonly #line: Throttle;
-  /** Settles of the drops that skipped the FIFO: each bounded, drained at the end. */
+  /** Drops that skipped the FIFO, on their way to the background sinks: drained at the end. */
   readonly #settling = new Set<Promise<void>>();
   #sending: Promise<void> | undefined;
   /** Past the drain's deadline the critical sinks get no more drop reports. */
@@ -64,9 +65,10 @@ export class DropReporter {
   #load: LoopLoad = { inFlight: 0, queued: 0 };
   #first = true;
 
-  constructor(opts: { plan: Plan; sinks: SinkDispatcher; log: Logger; onDrop: (result: InspectionResult) => void }) {
+  constructor(opts: { plan: Plan; sinks: SinkDispatcher; settler: Settler; log: Logger; onDrop: (result: InspectionResult) => void }) {
     this.#plan = opts.plan;
     this.#sinks = opts.sinks;
+    this.#settler = opts.settler;
     this.#log = opts.log;
     this.#onDrop = opts.onDrop;
     this.#fifoSize = opts.plan.settings.sinkQueueSize;
@@ -132,9 +134,9 @@ export class DropReporter {
   async #send(): Promise<void> {
     for (let report = this.#fifo.shift(); report !== undefined; report = this.#fifo.shift()) {
       try {
-        const final = await this.#sinks.deliver(report.result);
+        const { final, durable } = await this.#sinks.dispatch(report.result);
         this.#onDrop(final);
-        await settlePart(report.frame, final, this.#plan.settings.sinkTimeoutMs, this.#log);
+        this.#settler.settle(report.frame, final, durable);
       } catch (err) {
         this.#log.error({ err, partId: report.result.partId }, 'dropped part could not be reported');
       }
@@ -147,9 +149,9 @@ export class DropReporter {
     this.#sinceLine.skipped++;
     const task = (async () => {
       try {
-        const final = await this.#sinks.deliver(report.result, undefined, { skipCritical: true });
+        const { final, durable } = await this.#sinks.dispatch(report.result, undefined, { skipCritical: true });
         this.#onDrop(final);
-        await settlePart(report.frame, final, this.#plan.settings.sinkTimeoutMs, this.#log);
+        this.#settler.settle(report.frame, final, durable);
       } catch (err) {
         this.#log.error({ err, partId: report.result.partId }, 'dropped part could not be reported');
       }

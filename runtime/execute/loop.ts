@@ -3,14 +3,14 @@ import type { Frame, FrameInput, Health, Logger, SourceInstance, StageInstance }
 import { LinegateError, messageOf } from '../errors.js';
 import type { InspectionResult } from '../result.js';
 import type { Plan } from '../compile/compile.js';
-import { hungAfterMs, type StationSettings } from '../config/station-schema.js';
+import { hungAfterMs, settleQueueSize, type StationSettings } from '../config/station-schema.js';
 import { partChannel, type PartTiming } from '../observability/channels.js';
 import { raceAbort } from './bounded.js';
 import { withSignal } from './context.js';
 import { DropReporter } from './drops.js';
 import type { StartedStep } from './lifecycle.js';
 import { buildResult, type Outcome } from './outcome.js';
-import { settlePart } from './settle.js';
+import { Settler } from './settle.js';
 import type { SinkDispatcher } from './sinks.js';
 import { Slots, type Slot } from './slots.js';
 import { runStages } from './stages.js';
@@ -56,6 +56,8 @@ export class FrameLoop {
   readonly #parts = new Set<Promise<void>>();
   readonly #slots: Slots;
   readonly #drops: DropReporter;
+  /** Parts waiting for the durable sinks before their source may settle them. */
+  readonly #settler: Settler;
   readonly #wake = new Wake();
   readonly #tally = new Tally();
   #sequence = 0;
@@ -77,7 +79,8 @@ export class FrameLoop {
     this.#log = args.log;
     this.#hooks = args.hooks;
     this.#slots = new Slots({ size: this.#settings.maxInFlight, hungAfterMs: hungAfterMs(this.#settings), log: args.log });
-    this.#drops = new DropReporter({ plan: args.plan, sinks: args.sinks, log: args.log, onDrop: (r) => this.#tell('drop', () => this.#hooks.onDrop(r)) });
+    this.#settler = new Settler({ log: args.log, settleMs: this.#settings.sinkTimeoutMs, onChange: () => this.#wake.notify() });
+    this.#drops = new DropReporter({ plan: args.plan, sinks: args.sinks, settler: this.#settler, log: args.log, onDrop: (r) => this.#tell('drop', () => this.#hooks.onDrop(r)) });
   }
 
   /** Stops taking frames; what has arrived is still inspected and delivered. */
@@ -105,14 +108,16 @@ export class FrameLoop {
     return this.#tally.summary(this.#drops.total, started);
   }
 
-  /** Degraded while frames are dropped (within the last window) or a stage call is hung; the counts in `data`. */
+  /** Degraded while frames are dropped (within the last window), a stage call is hung, or parts are kept unsettled; the counts in `data`. */
   health(): Health {
     const now = performance.now();
     const drops = this.#drops.health(now);
     const hung = this.#slots.hung(now);
+    const settle = this.#settler.health();
     const problems: string[] = [];
     if (drops.dropping) problems.push(`dropping ${drops.rate} frames/s (${drops.total} in all, drop policy ${this.#settings.dropPolicy})`);
     for (const h of hung) problems.push(`step "${h.step}" hung on part ${h.partId}, ${h.ms} ms past its budget`);
+    if (settle.keeping) problems.push(`a durable sink is not taking results: parts are left with the source for its next run (${settle.kept} so far, LG_ERR_SINK_NOT_DURABLE)`);
     return {
       status: problems.length > 0 ? 'degraded' : 'ok',
       detail: problems.length > 0 ? problems.join('; ') : this.#phase,
@@ -125,6 +130,7 @@ export class FrameLoop {
         dropReports: { queued: drops.queued, skipped: drops.skipped },
         hung,
         overrunning: this.#slots.overrunning,
+        settle,
       },
     };
   }
@@ -158,6 +164,8 @@ export class FrameLoop {
     }
     const { closeTimeoutMs } = this.#settings;
     await this.#drops.drain(closeTimeoutMs);
+    // Parts whose result a durable sink has not confirmed yet; past the bound their source keeps them.
+    await this.#settler.idle(closeTimeoutMs);
     // Steps are closed next: give the stage calls still running past their budget a bounded chance to return.
     await this.#slots.idle(closeTimeoutMs);
   }
@@ -228,8 +236,10 @@ export class FrameLoop {
     this.#parts.add(tracked);
   }
 
+  /** Back-pressure for a source that can wait: room in the queue, and not too many parts waiting for the durable sinks. */
   async #waitForRoom(capacity: number): Promise<void> {
-    while (!this.stopping && this.#slots.busy + this.#queue.length >= capacity) await this.#wake.next();
+    const settling = settleQueueSize(this.#settings);
+    while (!this.stopping && (this.#slots.busy + this.#queue.length >= capacity || this.#settler.waiting >= settling)) await this.#wake.next();
   }
 
   #drop(pending: Pending): void {
@@ -259,12 +269,14 @@ export class FrameLoop {
 
   async #finish(pending: Pending, outcome: Outcome): Promise<void> {
     const result = buildResult(this.#plan, pending.frame, outcome, performance.now() - pending.arrivedAt);
-    const final = await this.#sinks.deliver(result, pending.frame.image);
+    const { final, durable } = await this.#sinks.dispatch(result, pending.frame.image);
     const ms = performance.now() - pending.arrivedAt;
     this.#tally.finished(final, ms);
     this.#tell('result', () => this.#hooks.onResult(final));
     if (partChannel.hasSubscribers) partChannel.publish({ station: this.#settings.id, sequence: pending.frame.sequence, verdict: final.verdict, ms } satisfies PartTiming);
-    await settlePart(pending.frame, final, this.#settings.sinkTimeoutMs, this.#log);
+    // The slot is free once this returns; the settle waits for the durable sinks without holding the image.
+    const { image: _image, ...identity } = pending.frame;
+    this.#settler.settle(identity, final, durable);
   }
 
   /** Whatever a hook does, the part goes on (its settle, the slot, the drain). */

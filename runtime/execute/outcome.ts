@@ -1,4 +1,4 @@
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import type { Frame, Part } from '../contract.js';
 import { LinegateError, rejectCodeOf } from '../errors.js';
 import { RESULT_SCHEMA_VERSION, type InspectionResult } from '../result.js';
@@ -20,7 +20,7 @@ export function buildResult(plan: Plan, frame: Frame, outcome: Outcome, totalMs:
   const raw = frame.image.kind === 'raw' ? frame.image : image;
   const base = {
     schemaVersion: RESULT_SCHEMA_VERSION,
-    resultId: uuidv7(),
+    resultId: frame.key === undefined ? uuidv7() : stableResultId(plan, frame),
     station: { id: plan.settings.id, ...(plan.settings.line === undefined ? {} : { line: plan.settings.line }) },
     partId: frame.partId,
     sequence: frame.sequence,
@@ -70,9 +70,21 @@ function missingDecision(plan: Plan): LinegateError {
 
 const round3 = (v: number): number => Math.round(v * 1000) / 1000;
 
-/** RFC 9562 UUIDv7: 48-bit Unix ms, then random bits; result ids sort by time. */
-export function uuidv7(now = Date.now()): string {
-  const b = randomFillSync(new Uint8Array(16));
+/**
+ * The result id of a frame the source may yield again (its `key`): a UUIDv7 whose time is the
+ * capture time and whose other bits come from a hash of the station, the source step and the key.
+ * A re-inspection after a crash then gets the same id, and the durable sinks keep the result once
+ * (BullMQ drops a job id it holds). Derived rather than journalled: a journal would cost the source
+ * a write and an fsync per part, and the key already is the frame's identity.
+ */
+export function stableResultId(plan: Plan, frame: Pick<Frame, 'key' | 'capturedAt'>): string {
+  const seed = createHash('sha256').update(`${plan.settings.id}\0${plan.source.name}\0${frame.key ?? ''}`).digest();
+  return uuidv7(frame.capturedAt.getTime(), seed);
+}
+
+/** RFC 9562 UUIDv7: 48-bit Unix ms, then random bits (or bits from `seed`); result ids sort by time. */
+export function uuidv7(now = Date.now(), seed?: Uint8Array): string {
+  const b = seed === undefined ? randomFillSync(new Uint8Array(16)) : Uint8Array.from(seed.subarray(0, 16));
   b[0] = Math.floor(now / 2 ** 40) & 0xff;
   b[1] = Math.floor(now / 2 ** 32) & 0xff;
   b[2] = (now >>> 24) & 0xff;

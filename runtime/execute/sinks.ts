@@ -3,7 +3,8 @@ import { LinegateError, messageOf } from '../errors.js';
 import type { Delivery, InspectionResult } from '../result.js';
 import type { PlannedStep } from '../compile/compile.js';
 import { Throttle } from '../observability/rate.js';
-import { withTimeout } from './bounded.js';
+import { sleep, withTimeout } from './bounded.js';
+import { SinkFaults } from './sink-faults.js';
 
 export interface StartedSink {
   readonly step: PlannedStep;
@@ -19,9 +20,30 @@ export interface DeliveryEvent {
 
 type Image = EncodedImage | RawImage;
 
+/** Whether every durable sink holds a result; the sinks that do not, and why. */
+export interface Durability {
+  readonly ok: boolean;
+  readonly missing: readonly { readonly sink: string; readonly why: string }[];
+}
+
+/** A result handed to the sinks: the record as final (critical sinks done), and when the durable sinks hold it. */
+export interface Dispatched {
+  readonly final: InspectionResult;
+  /** Resolves (never rejects) once every durable sink has taken the result or failed to. */
+  readonly durable: Promise<Durability>;
+}
+
+interface Queued {
+  readonly result: InspectionResult;
+  readonly image: Image | undefined;
+  /** For a durable sink: told how the write ended. */
+  readonly done: ((d: Delivery) => void) | undefined;
+}
+
 interface Lane {
   readonly sink: StartedSink;
-  readonly queue: { readonly result: InspectionResult; readonly image: Image | undefined }[];
+  readonly durable: boolean;
+  readonly queue: Queued[];
   /** Image bytes held by the queue: a stalled sink must not hold the camera's output without bound. */
   imageBytes: number;
   running: Promise<void> | undefined;
@@ -39,6 +61,25 @@ export interface DeliverOptions {
 /** Past this, a lane keeps the results but lets their images go (the result matters more than the picture). */
 const LANE_IMAGE_BYTES = 256 * 1024 * 1024;
 
+const HELD: Durability = Object.freeze({ ok: true, missing: [] });
+
+/** Whether a sink step promises durability: its manifest's `durable`, decided from its config. */
+export function isDurable(step: PlannedStep): boolean {
+  const d = step.plugin.manifest.durable;
+  return typeof d === 'function' ? d(step.config) === true : d === true;
+}
+
+const isKept = (d: Delivery): boolean => d.status === 'delivered' || d.status === 'spooled';
+
+/**
+ * Failures after which the sink kept nothing of the write and will take it once its disk (or its
+ * spool's room) is back: the lane holds the result and tries again rather than losing it. The
+ * lane's bound (laneSize) still holds, so memory stays bounded however long the fault lasts.
+ */
+const WAIT_AND_RETRY: ReadonlySet<string> = new Set(['LG_ERR_DISK_FULL', 'LG_ERR_QUEUE_SPOOL_FULL']);
+const RETRY_FIRST_MS = 250;
+const RETRY_MAX_MS = 5000;
+
 /**
  * Hands each final result to the sinks. Critical sinks (the PLC) are awaited
  * inside the part's cycle, each write bounded; the others get the result
@@ -49,14 +90,19 @@ const LANE_IMAGE_BYTES = 256 * 1024 * 1024;
 export class SinkDispatcher {
   readonly #all: readonly StartedSink[];
   readonly #critical: StartedSink[];
+  /** Critical sinks that promise durability: their outcome, known in the cycle, is part of the durable wait. */
+  readonly #criticalDurable: ReadonlySet<StartedSink>;
   readonly #lanes: Lane[];
   readonly #timeoutMs: number;
   readonly #laneSize: number;
   readonly #laneImageBytes: number;
   readonly #log: Logger;
   readonly #onDelivery: (e: DeliveryEvent) => void;
+  readonly #faults = new Map<string, SinkFaults>();
   #overflows = 0;
   #stopping: Promise<void> | undefined;
+  /** Set once the final flush gave up: lanes stop waiting for a full disk and report what is left as failed. */
+  readonly #giveUp = new AbortController();
 
   constructor(
     sinks: readonly StartedSink[],
@@ -64,6 +110,7 @@ export class SinkDispatcher {
   ) {
     this.#all = sinks;
     this.#critical = sinks.filter((s) => s.step.critical);
+    this.#criticalDurable = new Set(this.#critical.filter((s) => isDurable(s.step)));
     this.#timeoutMs = opts.timeoutMs;
     this.#laneSize = opts.laneSize;
     this.#laneImageBytes = opts.laneImageBytes ?? LANE_IMAGE_BYTES;
@@ -73,9 +120,10 @@ export class SinkDispatcher {
     this.#lanes = sinks
       .filter((s) => !s.step.critical)
       .map((sink) => {
-        const lane: Lane = { sink, queue: [], imageBytes: 0, running: undefined, refused: 0, lastRefused: undefined, overflowLine: new Throttle(interval, () => this.#overflowLine(lane)) };
+        const lane: Lane = { sink, durable: isDurable(sink.step), queue: [], imageBytes: 0, running: undefined, refused: 0, lastRefused: undefined, overflowLine: new Throttle(interval, () => this.#overflowLine(lane)) };
         return lane;
       });
+    for (const s of sinks) this.#faults.set(s.step.name, new SinkFaults(s.step.name, opts.log));
   }
 
   get overflows(): number {
@@ -94,11 +142,20 @@ export class SinkDispatcher {
 
   /** Writes to the critical sinks, records how each went, then queues the final record for the others. */
   async deliver(result: InspectionResult, image?: Image, opts: DeliverOptions = {}): Promise<InspectionResult> {
+    return (await this.dispatch(result, image, opts)).final;
+  }
+
+  /**
+   * `deliver`, and a promise that resolves once every durable sink holds the result (or could not
+   * take it): what a source's settle must wait for. Each write is bounded by the sink time-out, and
+   * a lane never holds more than `laneSize` results, so the wait is bounded too.
+   */
+  async dispatch(result: InspectionResult, image?: Image, opts: DeliverOptions = {}): Promise<Dispatched> {
     const delivery: Record<string, Delivery> = {};
     if (opts.skipCritical === true) {
       for (const s of this.#critical) delivery[s.step.name] = { status: 'skipped', critical: true, error: 'LG_ERR_SINK_OVERFLOW' };
     } else {
-      const outcomes = await Promise.all(this.#critical.map((s) => this.#write(s, result, image)));
+      const outcomes = await Promise.all(this.#critical.map((s) => this.#write(s, result, image, 0)));
       this.#critical.forEach((s, i) => (delivery[s.step.name] = outcomes[i]!));
     }
     for (const lane of this.#lanes) {
@@ -113,10 +170,22 @@ export class SinkDispatcher {
       }
     }
     const final: InspectionResult = Object.freeze({ ...result, delivery });
+    const waits: Promise<Durability>[] = [];
+    for (const s of this.#criticalDurable) waits.push(Promise.resolve(heldBy(s.step.name, delivery[s.step.name]!)));
     for (const lane of this.#lanes) {
-      if (delivery[lane.sink.step.name]!.status === 'pending') this.#enqueue(lane, final, image);
+      const pending = delivery[lane.sink.step.name]!.status === 'pending';
+      if (!lane.durable) {
+        if (pending) this.#enqueue(lane, final, image, undefined);
+        continue;
+      }
+      if (!pending) {
+        waits.push(Promise.resolve(heldBy(lane.sink.step.name, delivery[lane.sink.step.name]!)));
+        continue;
+      }
+      waits.push(new Promise<Durability>((resolve) => this.#enqueue(lane, final, image, (d) => resolve(heldBy(lane.sink.step.name, d)))));
     }
-    return final;
+    const durable = waits.length === 0 ? Promise.resolve(HELD) : Promise.all(waits).then(merge);
+    return { final, durable };
   }
 
   /** Resolves when every lane is empty and each sink has flushed, or after `ms`. */
@@ -128,16 +197,17 @@ export class SinkDispatcher {
       }),
     );
     await withTimeout(drain, ms, () => new Error(`sinks did not flush within ${ms} ms`)).catch((err: unknown) => {
+      this.#giveUp.abort();
       this.#log.error({ err, pending: this.#lanes.map((l) => ({ sink: l.sink.step.name, results: l.queue.length })) }, 'sink flush timed out; undelivered results stay in the log above');
     });
     for (const lane of this.#lanes) lane.overflowLine.flush();
   }
 
-  #enqueue(lane: Lane, result: InspectionResult, image: Image | undefined): void {
+  #enqueue(lane: Lane, result: InspectionResult, image: Image | undefined, done: Queued['done']): void {
     const keep = image !== undefined && lane.imageBytes + image.data.byteLength <= this.#laneImageBytes;
     if (image !== undefined && !keep) this.#log.warn({ sink: lane.sink.step.name, resultId: result.resultId, heldBytes: lane.imageBytes }, 'sink is far behind: this result goes to it without its image');
     if (keep) lane.imageBytes += image.data.byteLength;
-    lane.queue.push({ result, image: keep ? image : undefined });
+    lane.queue.push({ result, image: keep ? image : undefined, done });
     lane.running ??= this.#drainLane(lane);
   }
 
@@ -145,8 +215,9 @@ export class SinkDispatcher {
   async #drainLane(lane: Lane): Promise<void> {
     try {
       for (let next = lane.queue.shift(); next !== undefined; next = lane.queue.shift()) {
-        const delivery = await this.#write(lane.sink, next.result, next.image);
+        const delivery = await this.#writeWaiting(lane, next);
         if (next.image !== undefined) lane.imageBytes -= next.image.data.byteLength;
+        next.done?.(delivery);
         try {
           this.#onDelivery({ resultId: next.result.resultId, sink: lane.sink.step.name, delivery });
         } catch (err) {
@@ -155,6 +226,22 @@ export class SinkDispatcher {
       }
     } finally {
       lane.running = undefined;
+    }
+  }
+
+  /**
+   * One write, held at the head of its lane while the sink says it kept nothing and will take it
+   * later (a full disk): results behind it wait in order, the lane's bound still applies, and the
+   * sink's fault is one log line, not one per try.
+   */
+  async #writeWaiting(lane: Lane, next: Queued): Promise<Delivery> {
+    let waitMs = RETRY_FIRST_MS;
+    for (;;) {
+      const delivery = await this.#write(lane.sink, next.result, next.image, lane.queue.length);
+      const code = delivery.error?.split(':', 1)[0];
+      if (delivery.status !== 'failed' || code === undefined || !WAIT_AND_RETRY.has(code) || this.#giveUp.signal.aborted) return delivery;
+      await sleep(waitMs, this.#giveUp.signal);
+      waitMs = Math.min(RETRY_MAX_MS, waitMs * 2);
     }
   }
 
@@ -181,20 +268,31 @@ export class SinkDispatcher {
     }
   }
 
-  async #write(sink: StartedSink, result: InspectionResult, image: Image | undefined): Promise<Delivery> {
+  async #write(sink: StartedSink, result: InspectionResult, image: Image | undefined, behind: number): Promise<Delivery> {
     const { name } = sink.step;
     const id = sink.step.plugin.manifest.id;
     try {
       const status = await withTimeout(
-        sink.instance.write(result, sink.ctx, image),
+        sink.instance.write(result, sink.ctx, image, { behind }),
         this.#timeoutMs,
         () => new LinegateError('LG_ERR_SINK_TIMEOUT', [name, id, result.resultId, this.#timeoutMs], { step: name }),
       );
+      this.#faults.get(name)?.ok();
       return { status: status ?? 'delivered', critical: sink.step.critical, at: new Date().toISOString() };
     } catch (e) {
       const err = e instanceof LinegateError ? e : new LinegateError('LG_ERR_SINK_FAILED', [name, id, result.resultId, messageOf(e)], { step: name, cause: e });
-      this.#log.error({ err, sink: name, resultId: result.resultId, partId: result.partId, critical: sink.step.critical }, err.message);
+      this.#faults.get(name)?.failed(err, { resultId: result.resultId, partId: result.partId, critical: sink.step.critical });
       return { status: 'failed', critical: sink.step.critical, at: new Date().toISOString(), error: `${err.code}: ${err.message}` };
     }
   }
+}
+
+/** What one durable sink's delivery says about the result being held. */
+function heldBy(sink: string, d: Delivery): Durability {
+  return isKept(d) ? HELD : { ok: false, missing: [{ sink, why: d.error ?? d.status }] };
+}
+
+function merge(all: readonly Durability[]): Durability {
+  const missing = all.flatMap((d) => d.missing);
+  return missing.length === 0 ? HELD : { ok: false, missing };
 }

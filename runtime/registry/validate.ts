@@ -43,6 +43,10 @@ export function contractProblems(candidate: unknown): string[] {
     problems.push('a decision plugin must produce caps type "decision"');
   }
   if (m.critical !== undefined && typeof m.critical !== 'boolean') problems.push('manifest.critical must be a boolean');
+  if (m.durable !== undefined) {
+    if (typeof m.durable !== 'boolean' && typeof m.durable !== 'function') problems.push('manifest.durable must be a boolean or a function of the config');
+    else if (kind !== 'sink') problems.push('manifest.durable is for sink plugins only');
+  }
   if (m.provides !== undefined && !(Array.isArray(m.provides) && m.provides.every((p) => typeof p === 'string' && p.length > 0))) {
     problems.push('manifest.provides must be an array of service names');
   }
@@ -50,6 +54,7 @@ export function contractProblems(candidate: unknown): string[] {
     problems.push('manifest.requires must be an array of { field, service }');
   }
   if (m.checkTiming !== undefined && typeof m.checkTiming !== 'function') problems.push('manifest.checkTiming must be a function');
+  if (m.verify !== undefined && typeof m.verify !== 'function') problems.push('manifest.verify must be a function returning a promise of the problems found');
   return problems;
 }
 

@@ -33,7 +33,7 @@ export interface ConformanceCase {
 /** One simulated PLC for the PLC plugins' cases, and the sink whose link the trigger source uses. */
 const plc: { sim?: SimulatedPlc; sink?: SinkInstance } = {};
 const startPlc = async (withSink: boolean): Promise<void> => {
-  plc.sim ??= await SimulatedPlc.start({ port: 0, triggerRateHz: 0, resultTimeoutMs: 500 });
+  plc.sim ??= await SimulatedPlc.start({ port: 0, triggerRateHz: 0, resultTimeoutMs: 500, addressSpace: 'minimal' });
   if (withSink && plc.sink === undefined) {
     const ctx = { ...contextFor(new AbortController().signal), stationId: 'conformance', step: 'plc' };
     plc.sink = await opcuaPlc.init(opcuaPlc.manifest.config.parse({ endpoint: plc.sim.endpoint }), ctx);

@@ -46,6 +46,14 @@ function ctxOf(c: ConformanceCase, signal: AbortSignal): PluginContext {
   return { ...contextFor(signal), dependency: (field) => deps.get(field) };
 }
 
+/**
+ * Plugins known not to refuse work after their own close, each with why it is not fixed here. For
+ * them the test asserts the gap as it is: once one is fixed, the test fails until its entry goes.
+ */
+const AFTER_CLOSE_GAPS: Readonly<Record<string, string>> = {
+  'core/jsonl-sink@1': "its write() still appends after close(); plugins/sink-jsonl is being reworked for durable delivery and gets its closed state there",
+};
+
 const parse = (plugin: PluginModule, config: unknown): z.ZodSafeParseResult<unknown> => (plugin.manifest.config as z.ZodType).safeParse(config);
 
 describe('plugin conformance', () => {
@@ -68,21 +76,22 @@ describe('plugin conformance', () => {
       expect(parse(plugin, { ...c.config(), notAField: 1 }).success).toBe(false);
     });
 
-    it('runs init -> work -> close -> close', async () => {
-      const { plan, step } = stepOf(plugin, parse(plugin, c.config()).data);
-      const started = await startStep<AnyInstance>(plan, step, silentLog, c.dependencies?.());
-      const out = await work(plugin, started.instance, ctxOf(c, new AbortController().signal), c);
+    // The plugin itself, without the runtime's wrapper (startStep), which makes close() idempotent and
+    // refuses work after it for any plugin: these properties must hold for the plugin's own instance.
+    it('runs init -> work -> close -> close on its own instance, and nothing after its close', async () => {
+      const raw = (await plugin.init(parse(plugin, c.config()).data as never, ctxOf(c, new AbortController().signal))) as AnyInstance;
+      const out = await work(plugin, raw, ctxOf(c, new AbortController().signal), c);
       if (plugin.manifest.kind === 'source') expect(out).toMatchObject({ ref: expect.any(String), image: { kind: expect.any(String) } });
       if (plugin.manifest.kind !== 'source' && plugin.manifest.kind !== 'sink') expect(out).toBeTypeOf('object');
-      await started.close();
-      await started.close();
-      // the plugin's own close must also be safe twice, without the runtime's guard
-      const raw = await plugin.init(parse(plugin, c.config()).data as never, ctxOf(c, new AbortController().signal));
       await raw.close?.();
       await raw.close?.();
+      const after = work(plugin, raw, ctxOf(c, new AbortController().signal), c);
+      if (id in AFTER_CLOSE_GAPS) await expect(after, `${id} now refuses work after close: remove it from AFTER_CLOSE_GAPS`).resolves.not.toThrow();
+      else if (plugin.manifest.kind === 'source') expect(await after).toBeUndefined();
+      else await expect(after).rejects.toThrow(); // its own refusal: LG_ERR_PLUGIN_CLOSED, or what a closed session or spool says
     });
 
-    it('honours an aborted signal', async () => {
+    it('honours an aborted signal on its own instance', async () => {
       const raw = (await plugin.init(parse(plugin, c.config()).data as never, ctxOf(c, new AbortController().signal))) as AnyInstance;
       try {
         const ctx = ctxOf(c, AbortSignal.abort());
@@ -96,9 +105,11 @@ describe('plugin conformance', () => {
       }
     });
 
-    it('runs nothing after close', async () => {
+    it('runs init -> work -> close -> close through the runtime, and nothing after close', async () => {
       const { plan, step } = stepOf(plugin, parse(plugin, c.config()).data);
       const started = await startStep<AnyInstance>(plan, step, silentLog, c.dependencies?.());
+      await work(plugin, started.instance, ctxOf(c, new AbortController().signal), c);
+      await started.close();
       await started.close();
       const ctx = ctxOf(c, new AbortController().signal);
       if (plugin.manifest.kind === 'source') expect(await work(plugin, started.instance, ctx, c)).toBeUndefined();

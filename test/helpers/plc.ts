@@ -34,7 +34,8 @@ export class PlcTestbed {
   readonly #stations: Station[] = [];
 
   async sim(options: SimOptionsInput = {}): Promise<SimulatedPlc> {
-    const s = await SimulatedPlc.start({ port: 0, triggerRateHz: 0, resultTimeoutMs: 3000, ...options });
+    // The small base nodeset: these tests start dozens of PLCs and touch only the tags (`linegate plc-sim` and the demo serve the standard one).
+    const s = await SimulatedPlc.start({ port: 0, triggerRateHz: 0, resultTimeoutMs: 3000, addressSpace: 'minimal', ...options });
     this.#sims.push(s);
     return s;
   }

@@ -3,8 +3,22 @@ import net from 'node:net';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
-/** The development machine's Redis: tests use it for real, each under its own prefix. */
-export const REDIS_URL = 'redis://127.0.0.1:6379';
+/** The Redis the tests use for real, each under its own prefix: LINEGATE_REDIS_URL, as the station's queue sink reads it, else the local one. */
+export const REDIS_URL = process.env.LINEGATE_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** REDIS_URL as the connection options BullMQ and ioredis take. */
+export function redisConnection(): { host: string; port: number; username?: string; password?: string; db?: number; tls?: object } {
+  const u = new URL(REDIS_URL);
+  const db = Number(u.pathname.slice(1));
+  return {
+    host: u.hostname,
+    port: Number(u.port || 6379),
+    ...(u.username === '' ? {} : { username: decodeURIComponent(u.username) }),
+    ...(u.password === '' ? {} : { password: decodeURIComponent(u.password) }),
+    ...(u.pathname.length > 1 && Number.isInteger(db) ? { db } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
 
 export const uniquePrefix = (): string => `lgtest-${randomUUID().slice(0, 8)}`;
 
@@ -25,7 +39,7 @@ export async function dropPrefix(prefix: string): Promise<void> {
 
 /** The waiting jobs of one queue, oldest first, with their ids and data. */
 export async function jobsOf(prefix: string, queue: string): Promise<{ id: string; name: string; data: unknown; opts: Record<string, unknown> }[]> {
-  const q = new Queue(queue, { connection: { host: '127.0.0.1', port: 6379 }, prefix });
+  const q = new Queue(queue, { connection: redisConnection(), prefix });
   try {
     // Waiting jobs in queue order (no worker runs in these tests): the order a worker would take them.
     const jobs = await q.getJobs(['waiting'], 0, -1, true);
@@ -50,7 +64,8 @@ export class RedisRelay {
 
   private constructor() {
     this.#server = net.createServer((client) => {
-      const upstream = net.connect(6379, '127.0.0.1');
+      const { host, port } = redisConnection();
+      const upstream = net.connect(port, host);
       for (const s of [client, upstream]) {
         this.#sockets.add(s);
         s.on('close', () => this.#sockets.delete(s));
@@ -68,8 +83,12 @@ export class RedisRelay {
     return r;
   }
 
+  /** REDIS_URL (its credentials and database) with the relay in place of the server. */
   get url(): string {
-    return `redis://127.0.0.1:${this.#port}`;
+    const u = new URL(REDIS_URL);
+    u.hostname = '127.0.0.1';
+    u.port = String(this.#port);
+    return u.toString();
   }
 
   async up(): Promise<void> {

@@ -4,6 +4,7 @@ import sharp from 'sharp';
 import type { Frame, Part, PluginContext, RawImage } from '../../runtime/contract.js';
 import { uuidv7 } from '../../runtime/execute/outcome.js';
 import type { InspectionResult } from '../../runtime/result.js';
+import { testRoot } from './roots.js';
 import { ROOT, silentLog } from './station.js';
 
 export const FIXTURE = path.join(ROOT, 'fixtures/casting/def_front/cast_def_0_103.jpeg');
@@ -44,7 +45,8 @@ export function sampleResult(overrides: Partial<InspectionResult> = {}): Inspect
   };
 }
 
-export function contextFor(signal: AbortSignal, root = ROOT): PluginContext {
+/** A plugin context rooted, under vitest, in a test root of its own (see testRoot); for the benches, at the repository. */
+export function contextFor(signal: AbortSignal, root: string = process.env.VITEST === undefined ? ROOT : testRoot()): PluginContext {
   return {
     log: silentLog,
     signal,

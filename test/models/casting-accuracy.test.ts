@@ -1,13 +1,12 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { compileStationFile } from '../../runtime/compile/compile.js';
 import type { InspectionResult } from '../../runtime/result.js';
 import { builtinRegistry } from '../../runtime/registry/builtins.js';
 import { Station } from '../../runtime/station.js';
+import { linegate } from '../helpers/cli.js';
 import { ROOT, silentLog } from '../helpers/station.js';
 import { scratch } from '../helpers/scratch.js';
 
@@ -69,12 +68,7 @@ describe.skipIf(!existsSync(DATA))('stations/casting.yaml on held-out casting im
 
   it('compare: the 4-epoch candidate casting-cls/2 fails the promotion gate that casting-cls/1 passes', async () => {
     const dir = testSplit();
-    const run = (gate: string) =>
-      promisify(execFile)(process.execPath, [path.join(ROOT, 'bin/linegate.mjs'), 'compare', 'stations/casting.yaml', dir, '--good', 'ok_front', '--model', 'models/casting-cls/1', '--model', 'models/casting-cls/2', '--gate', gate], { cwd: ROOT, timeout: 170_000 }).then(
-        (x) => ({ code: 0, stdout: x.stdout }),
-        (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
-      );
-    const out = await run('overkillRate<=0.02');
+    const out = await linegate(['compare', path.join(ROOT, 'stations/casting.yaml'), dir, '--good', 'ok_front', '--model', 'models/casting-cls/1', '--model', 'models/casting-cls/2', '--gate', 'overkillRate<=0.02']);
     const c = JSON.parse(out.stdout) as { a: { metrics: { overkillRate: number } }; b: { metrics: { overkillRate: number } }; differing: { truth: string }[]; images: number };
     console.info(JSON.stringify({ compare: { images: c.images, overkillA: c.a.metrics.overkillRate, overkillB: c.b.metrics.overkillRate, differing: c.differing.length } }));
     expect(c.images).toBe(308);

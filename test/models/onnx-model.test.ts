@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,6 +6,7 @@ import { LinegateErrors } from '../../runtime/errors.js';
 import { builtinRegistry } from '../../runtime/registry/builtins.js';
 import { Station } from '../../runtime/station.js';
 import { onnxModel } from '../../plugins/model-onnx/index.js';
+import { linegate } from '../helpers/cli.js';
 import { contextFor, decodedPart } from '../helpers/samples.js';
 import { ROOT, silentLog } from '../helpers/station.js';
 import { scratch } from '../helpers/scratch.js';
@@ -48,10 +48,9 @@ describe('core/onnx-model@1 refuses a package that does not match its graph, at 
       path.join(root, 'stations/s.yaml'),
       readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8').replace('dir: fixtures/casting', `dir: ${path.join(ROOT, 'fixtures/casting')}`).replace(/sinks:[\s\S]*$/, ''),
     );
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/linegate.mjs'), 'run', path.join(root, 'stations/s.yaml'), '--no-pretty'], { encoding: 'utf8' });
-    expect(r.status).toBe(2);
-    expect(r.stderr).toContain('LG_ERR_MODEL_INPUT (step "model")');
-    expect(r.stderr).toContain('[N,1,320,320]');
+    const r = await linegate(['run', path.join(root, 'stations/s.yaml'), '--no-pretty']);
+    expect(r.code).toBe(2);
+    expect(r.messages()).toEqual([expect.stringMatching(/^LG_ERR_MODEL_INPUT \(step "model"\): .*\[N,1,320,320\]/)]);
     expect(r.stdout).toBe('');
   });
 

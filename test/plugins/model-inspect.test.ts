@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -7,9 +6,9 @@ import { ModelManifest } from '../../plugins/model-onnx/manifest.js';
 import { metadataOf, parseModelProto, readOnnxModelInfo } from '../../plugins/model-onnx/onnx-proto.js';
 import { parsePyLiteral } from '../../plugins/model-onnx/pyliteral.js';
 import { checkGraph } from '../../plugins/model-onnx/session.js';
+import { linegate } from '../helpers/cli.js';
 import { scratch } from '../helpers/scratch.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const NEU = '/work/shared/models/neu-yolov8n-int8/model.onnx';
 const NEU_NAMES = ['crazing', 'inclusion', 'patches', 'pitted_surface', 'rolled-in_scale', 'scratches'];
 
@@ -88,18 +87,6 @@ const anomalibLike = (dims: Dims, withMap = true): Graph => ({
   outputs: [['pred_score', [dims[0]!]], ...(withMap ? ([['anomaly_map', [dims[0]!, 1, dims[2]!, dims[3]!]]] as [string, Dims][]) : [])],
   nodes: [node('ReduceMean', ['input'], ['pred_score'], { axes: [1, 2, 3], keepdims: 0 }), ...(withMap ? [node('ReduceMean', ['input'], ['anomaly_map'], { axes: [1], keepdims: 1 })] : [])],
 });
-
-/** The CLI as a user runs it. */
-function linegate(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/linegate.mjs'), ...args], { cwd: ROOT });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const TODAY = '2026-01-02';
 const validates = (m: unknown): void => {

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -8,9 +7,9 @@ import { diagnoseConnect, diagnoseSession, type LinkDiagnosis } from '../../plug
 import { opcuaPlc } from '../../plugins/opcua-plc/index.js';
 import { ownCertificateFile, showOwnCertificate, trustCertificate } from '../../plugins/opcua-plc/pki.js';
 import { SimulatedPlc } from '../../plugins/opcua-plc/sim.js';
+import { linegate } from '../helpers/cli.js';
 import { contextFor, sampleResult } from '../helpers/samples.js';
 import { scratch } from '../helpers/scratch.js';
-import { ROOT } from '../helpers/station.js';
 
 /** linegate's PKI against a PLC that checks certificates: the steps the README gives, end to end over loopback. */
 
@@ -24,6 +23,7 @@ async function securePlc(acceptUnknownClients: boolean): Promise<SimulatedPlc> {
   const plc = await SimulatedPlc.start({
     port: 0,
     triggerRateHz: 0,
+    addressSpace: 'minimal',
     security: { modes: ['SignAndEncrypt'], policies: ['Basic256Sha256'], automaticallyAcceptUnknownCertificate: acceptUnknownClients },
   });
   sims.push(plc);
@@ -111,10 +111,10 @@ describe('linegate pki trust, following the README against a PLC linegate does n
     mkdirSync(path.join(pki, 'rejected'));
     const copy = path.join(pki, 'rejected', 'plc[abc].pem');
     copyFileSync(plc.certificateFile, copy);
-    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/linegate.mjs'), 'pki', 'trust', copy, '--pki', pki], { encoding: 'utf8' });
-    expect(r.status).toBe(0);
+    const r = await linegate(['pki', 'trust', copy, '--pki', pki]);
+    expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ removedFromRejected: [copy], sha1: new X509Certificate(readFileSync(plc.certificateFile)).fingerprint });
-    expect(r.stderr).toContain(`removed from rejected/: ${copy}`);
+    expect(r.messages()).toContain(`removed from rejected/: ${copy}`);
     expect(existsSync(copy)).toBe(false);
   });
 });

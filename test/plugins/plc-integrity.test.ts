@@ -39,6 +39,11 @@ function expectSound(plc: SimulatedPlc, records: readonly TriggerRecord[]): void
 
 const plcHealth = (station: Station): string | undefined => station.health().steps.plc?.status;
 
+/**
+ * The PLC behind a relay a test can cut. Its sim serves the standard nodeset: through a relay the
+ * endpoint URL the client asks for is not the server's, and the server says so with an audit event
+ * whose type the minimal nodeset lacks.
+ */
 async function proxied(plc: SimulatedPlc): Promise<TcpProxy> {
   const proxy = await TcpProxy.start(plc.port);
   proxies.push(proxy);
@@ -118,7 +123,7 @@ describe('a link that drops (the network, not the PLC)', () => {
   }
 
   it('between two parts', async () => {
-    const plc = await bed.sim({ heartbeatMs: 50 });
+    const plc = await bed.sim({ addressSpace: 'standard', heartbeatMs: 50 });
     const proxy = await proxied(plc);
     const station = bed.station(proxy.endpoint);
     const run = await bed.run(station);
@@ -135,7 +140,7 @@ describe('a link that drops (the network, not the PLC)', () => {
   }, 40_000);
 
   it('while the part is inspected: its verdict is written once the link is back and the PLC still asks', async () => {
-    const plc = await bed.sim({ heartbeatMs: 50, resultTimeoutMs: 20_000 });
+    const plc = await bed.sim({ addressSpace: 'standard', heartbeatMs: 50, resultTimeoutMs: 20_000 });
     const proxy = await proxied(plc);
     const station = bed.station(proxy.endpoint, { delay: { ms: 1000, on: [0] }, station: { cycleBudgetMs: 4000 } });
     const run = await bed.run(station);
@@ -151,7 +156,7 @@ describe('a link that drops (the network, not the PLC)', () => {
   }, 40_000);
 
   it('while the PLC reads the answer: no second answer, and ResultValid goes down once it acknowledges', async () => {
-    const plc = await bed.sim({ heartbeatMs: 50, resultTimeoutMs: 20_000 });
+    const plc = await bed.sim({ addressSpace: 'standard', heartbeatMs: 50, resultTimeoutMs: 20_000 });
     const proxy = await proxied(plc);
     const station = bed.station(proxy.endpoint, { plc: { ackTimeoutMs: 8000 }, station: { sinkTimeoutMs: 9000, closeTimeoutMs: 9000 } });
     const run = await bed.run(station);
@@ -167,7 +172,7 @@ describe('a link that drops (the network, not the PLC)', () => {
   }, 40_000);
 
   it('while the PLC never acknowledges and gives the part up during the outage: ResultValid is dropped at the reconnect, so the next part does not read the last one\'s answer', async () => {
-    const plc = await bed.sim({ heartbeatMs: 50, resultTimeoutMs: 1500 });
+    const plc = await bed.sim({ addressSpace: 'standard', heartbeatMs: 50, resultTimeoutMs: 1500 });
     const proxy = await proxied(plc);
     // linegate would wait 5 s for the ack: the outage, not its time-out, is what leaves ResultValid up
     const station = bed.station(proxy.endpoint, { plc: { ackTimeoutMs: 5000 }, station: { sinkTimeoutMs: 6000, closeTimeoutMs: 6000 } });
@@ -189,7 +194,7 @@ describe('a link that drops (the network, not the PLC)', () => {
   }, 40_000);
 
   it('after the acknowledgement, before the next trigger', async () => {
-    const plc = await bed.sim({ heartbeatMs: 50 });
+    const plc = await bed.sim({ addressSpace: 'standard', heartbeatMs: 50 });
     const proxy = await proxied(plc);
     const station = bed.station(proxy.endpoint);
     const run = await bed.run(station);
@@ -244,7 +249,7 @@ describe('acknowledgements and the fail-safe', () => {
   }, 30_000);
 
   it('decides the deadline fail-safe in the write queue: on a slow link a part whose verdict comes after the deadline gets it or "not decidable", never both', async () => {
-    const plc = await bed.sim({ heartbeatMs: 50, resultTimeoutMs: 5000 });
+    const plc = await bed.sim({ addressSpace: 'standard', heartbeatMs: 50, resultTimeoutMs: 5000 });
     // 100 ms each way: every OPC UA request takes 200 ms, so the deadline passes while the verdict waits to be written.
     const proxy = await TcpProxy.start(plc.port, '127.0.0.1', 100);
     proxies.push(proxy);

@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+// First: node-opcua's W27 diagnostic skipped and its loggers routed before this file loads node-opcua itself.
+import '../../plugins/opcua-plc/opcua-preload.js';
 import { once } from 'node:events';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -21,10 +22,11 @@ import {
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SimulatedPlc, type SimOptionsInput, type SimReport, type TriggerRecord } from '../../plugins/opcua-plc/sim.js';
 import { SIM_TYPES, defaultTagMap, type TagName } from '../../plugins/opcua-plc/tags.js';
+import { linegate } from '../helpers/cli.js';
+import { LinegateProcess } from '../helpers/child.js';
 import { scratch } from '../helpers/scratch.js';
 import { until } from '../helpers/until.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 const TAGS = defaultTagMap();
 
 /** What the fake vision system answers for a trigger; undefined: it stays silent. */
@@ -61,7 +63,7 @@ beforeAll(async () => {
   clientPki = scratch('lg-plc-sim-client-pki-');
   serverPki = scratch('lg-plc-sim-server-pki-');
   // Made once here, so that no test pays for the server's and the client's key pairs.
-  const plc = await SimulatedPlc.start({ port: 0, triggerRateHz: 0, security: { pkiDir: serverPki } });
+  const plc = await SimulatedPlc.start({ port: 0, triggerRateHz: 0, addressSpace: 'minimal', security: { pkiDir: serverPki } });
   try {
     await (await FakeVision.connect(plc.endpoint)).client.disconnect();
   } finally {
@@ -202,7 +204,7 @@ const clients: OPCUAClient[] = [];
 const visions: FakeVision[] = [];
 
 async function sim(options: SimOptionsInput = {}): Promise<SimulatedPlc> {
-  const plc = await SimulatedPlc.start({ port: 0, triggerRateHz: 0, ...options, security: { pkiDir: serverPki, ...options.security } });
+  const plc = await SimulatedPlc.start({ port: 0, triggerRateHz: 0, addressSpace: 'minimal', ...options, security: { pkiDir: serverPki, ...options.security } });
   sims.push(plc);
   return plc;
 }
@@ -642,31 +644,6 @@ describe('SimulatedPlc: retentive restarts', () => {
   });
 });
 
-/**
- * bin/linegate.mjs as a user runs it; with `kill`, SIGTERM it `afterMs` after stderr matches `untilStderr`;
- * `onStderr` sees stderr as it grows.
- */
-async function linegate(args: string[], kill?: { untilStderr: RegExp; afterMs: number }, onStderr?: (text: string) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/linegate.mjs'), ...args], { cwd: ROOT, env: { ...process.env, LINEGATE_LOG_LEVEL: 'info' } });
-  let stdout = '';
-  let stderr = '';
-  let killing = false;
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-    onStderr?.(stderr);
-    if (kill !== undefined && !killing && kill.untilStderr.test(stderr)) {
-      killing = true;
-      setTimeout(() => child.kill('SIGTERM'), kill.afterMs);
-    }
-  });
-  // Bounded: a child that hangs is killed, and the test fails on its exit code.
-  const guard = setTimeout(() => child.kill('SIGKILL'), 18_000);
-  const [code] = (await once(child, 'close')) as [number | null];
-  clearTimeout(guard);
-  return { code, stdout, stderr };
-}
-
 describe('linegate plc-sim', () => {
   it('prints its help with exit 0', async () => {
     const r = await linegate(['plc-sim', '--help']);
@@ -697,7 +674,7 @@ describe('linegate plc-sim', () => {
   it('runs --cycles back to back against a vision client, then exits 0 with the report and its new counters', async () => {
     let found: (e: string) => void = () => undefined;
     const endpoint = new Promise<string>((resolve) => (found = resolve));
-    const run = linegate(['plc-sim', '--port', '0', '--cycles', '3', '--min-sampling-ms', '5', '--ack-delay-ms', '5', '--trigger-low-ms', '20', '--result-timeout-ms', '3000', '--pki', serverPki, '--no-pretty'], undefined, (text) => {
+    const run = linegate(['plc-sim', '--port', '0', '--cycles', '3', '--min-sampling-ms', '5', '--ack-delay-ms', '5', '--trigger-low-ms', '20', '--result-timeout-ms', '3000', '--pki', serverPki, '--no-pretty'], {}, (text) => {
       const m = /listening on (opc\.tcp:\/\/[^\s"]+)/.exec(text);
       if (m !== null) found(m[1]!);
     });
@@ -724,13 +701,17 @@ describe('linegate plc-sim', () => {
   it('stops on SIGTERM in the middle of a cycle, exits 0 and prints the report', async () => {
     const users = path.join(scratch('lg-plc-sim-users-'), 'users.json');
     writeFileSync(users, JSON.stringify([{ username: 'line2', password: 'correct horse' }]));
-    // --no-interlock: nobody connects, and the PLC must raise Trigger all the same for a cycle to be running.
-    const r = await linegate(['plc-sim', '--port', '0', '--rate', '5', '--no-interlock', '--users', users, '--pki', serverPki, '--no-pretty'], { untilStderr: /listening on opc\.tcp/, afterMs: 500 });
-    expect(r.code, r.stderr).toBe(0);
-    const { plcSim } = JSON.parse(r.stdout.trim()) as { plcSim: { triggers: number; timeouts: number } };
+    // A process: the point is the signal. --no-interlock: nobody connects, and the PLC must raise Trigger all the same for a cycle to be running.
+    const p = new LinegateProcess(['plc-sim', '--port', '0', '--rate', '5', '--no-interlock', '--users', users, '--pki', serverPki, '--no-pretty'], { timeoutMs: 18_000 });
+    await p.waitFor(/listening on opc\.tcp/, 15_000);
+    await new Promise((r) => setTimeout(r, 500));
+    p.signal('SIGTERM');
+    const { code } = await p.exited;
+    expect(code, p.stderr).toBe(0);
+    const { plcSim } = p.lastJson<{ plcSim: { triggers: number; timeouts: number } }>();
     // Nobody answers and resultTimeoutMs is 2 s: the first cycle was still waiting when the signal came.
     expect(plcSim.triggers).toBeGreaterThanOrEqual(1);
     expect(plcSim.timeouts).toBe(0);
-    expect(r.stderr).not.toContain('Unhandled');
+    expect(p.stderr).not.toContain('Unhandled');
   }, 20_000);
 });

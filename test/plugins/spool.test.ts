@@ -101,7 +101,7 @@ describe('the durable spool', () => {
     const stale = scratch('lg-spool-');
     writeFileSync(path.join(stale, 'lock'), '999999999'); // no such process
     await spool(stale);
-    expect(readFileSync(path.join(stale, 'lock'), 'utf8')).toBe(String(process.pid));
+    expect(JSON.parse(readFileSync(path.join(stale, 'lock'), 'utf8'))).toMatchObject({ pid: process.pid });
   });
 
   it('keeps every record whose append resolved when its process is killed with SIGKILL mid-stream', async () => {

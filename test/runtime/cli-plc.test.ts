@@ -1,11 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RunSummary } from '../../runtime/station.js';
 import type { SimReport } from '../../plugins/opcua-plc/sim.js';
-import { LinegateProcess, killAll } from '../helpers/child.js';
-import { scratch } from '../helpers/scratch.js';
-import { ROOT } from '../helpers/station.js';
+import { LinegateProcess } from '../helpers/child.js';
+import { runFolder, sharedPki, testRoot } from '../helpers/roots.js';
 
 /**
  * The PLC and linegate as separate processes, as on a line: `linegate
@@ -13,7 +12,6 @@ import { ROOT } from '../helpers/station.js';
  * (SIGKILL, its whole process group) and started again on the same port.
  */
 
-afterEach(killAll);
 
 interface RunLine {
   readonly summary: RunSummary;
@@ -21,17 +19,18 @@ interface RunLine {
 }
 
 async function plcSim(args: readonly string[]): Promise<{ sim: LinegateProcess; port: number }> {
-  const sim = new LinegateProcess(['plc-sim', '--no-pretty', '--log-level', 'debug', ...args]);
+  // --pki: one server certificate for the run's simulated PLCs, not one made at each start.
+  const sim = new LinegateProcess(['plc-sim', '--no-pretty', '--log-level', 'debug', '--pki', runFolder('plc-sim-pki'), ...args]);
   const m = await sim.waitFor(/simulated PLC listening on opc\.tcp:\/\/127\.0\.0\.1:(\d+)\//);
   return { sim, port: Number(m[1]) };
 }
 
-/** The casting station against the PLC at `port`; its camera holds only defective castings. */
+/** The casting station against the PLC at `port`, in a root of its own; its camera holds only defective castings. */
 function stationFile(port: number, closeTimeoutMs = 4000): string {
-  const file = path.join(scratch('lg-cli-plc-'), 'station.yaml');
+  const file = path.join(testRoot('lg-cli-plc-'), 'stations', 'station.yaml');
   writeFileSync(
     file,
-    `station: { id: cli-plc, root: ${ROOT}, cycleBudgetMs: 500, maxInFlight: 1, queueSize: 0, closeTimeoutMs: ${closeTimeoutMs} }
+    `station: { id: cli-plc, cycleBudgetMs: 500, maxInFlight: 1, queueSize: 0, closeTimeoutMs: ${closeTimeoutMs} }
 source: { name: cam, use: core/opcua-trigger@1, config: { plc: plc, camera: { dir: fixtures/casting/def_front } } }
 stages:
   - { name: decode, use: core/image-decode@1, config: { color: GRAY } }
@@ -39,7 +38,7 @@ stages:
   - { name: classify, use: core/classify-decode@1 }
   - { name: verdict, use: core/threshold-rules@1, config: { rules: [{ label: defect, rejectCode: 1 }] } }
 sinks:
-  - { name: plc, use: core/opcua-plc@1, config: { endpoint: "opc.tcp://127.0.0.1:${port}/", connectAttempts: 3, connectDelayMs: 200 } }
+  - { name: plc, use: core/opcua-plc@1, config: { endpoint: "opc.tcp://127.0.0.1:${port}/", connectAttempts: 3, connectDelayMs: 200, security: { pki: ${JSON.stringify(sharedPki())} } } }
 `,
   );
   return file;

@@ -94,15 +94,16 @@ describe('the frame loop', () => {
     });
     let release!: () => void;
     probe(`${name}-queue`).gate = new Promise<void>((r) => (release = r));
-    const verdictsSeen: number[] = [];
+    // Recorded here and asserted after the run: the station isolates its listeners, so an expect that
+    // threw in one would be logged and swallowed, and the test would pass whatever the delivery said.
+    const seen: { sequence: number; plc?: string; queue?: string }[] = [];
     station.on('result', (r) => {
-      verdictsSeen.push(r.sequence);
-      expect(r.delivery.plc?.status).toBe('delivered');
-      expect(r.delivery.queue?.status).toBe('pending');
-      if (verdictsSeen.length === 5) release(); // every verdict got out while the background sink was stalled
+      seen.push({ sequence: r.sequence, plc: r.delivery.plc?.status, queue: r.delivery.queue?.status });
+      if (seen.length === 5) release(); // every verdict got out while the background sink was stalled
     });
     const summary = await station.run();
     expect(summary.frames).toBe(5);
+    expect(seen).toEqual([0, 1, 2, 3, 4].map((sequence) => ({ sequence, plc: 'delivered', queue: 'pending' })));
     expect(probe(`${name}-queue`).results).toHaveLength(5);
   });
 

@@ -1,7 +1,5 @@
-import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { compileStationFile } from '../../runtime/compile/compile.js';
 import { builtinRegistry } from '../../runtime/registry/builtins.js';
@@ -11,6 +9,7 @@ import { listLabelled } from '../../runtime/replay/dataset.js';
 import { replay } from '../../runtime/replay/run.js';
 import type { ReplayReport } from '../../runtime/replay/report.js';
 import { confusionOf } from '../../runtime/replay/metrics.js';
+import { linegate as run, type CliRun } from '../helpers/cli.js';
 import { scratch } from '../helpers/scratch.js';
 import { ROOT, silentLog } from '../helpers/station.js';
 
@@ -18,15 +17,8 @@ const CASTING = path.join(ROOT, 'fixtures/casting');
 const TILES = path.join(ROOT, 'fixtures/magnetic-tile');
 const NEU = path.join(ROOT, 'fixtures/neu-det');
 
-async function linegate(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [path.join(ROOT, 'bin/linegate.mjs'), ...args], { cwd: ROOT, timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const x = e as { code: number; stdout: string; stderr: string };
-    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
-  }
-}
+/** The CLI in this process (see helpers/cli.ts). */
+const linegate = (...args: string[]): Promise<CliRun> => run(args);
 
 describe('the labelled folder', () => {
   it('takes classes from sub-folders, maps good names to "good", and leaves masks out as annotations', async () => {

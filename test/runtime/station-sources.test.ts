@@ -64,9 +64,20 @@ describe('third-party plugins by package name', () => {
     );
     const plan = await compileStationFile(file, builtinRegistry());
     expect(plan.stages.map((s) => s.plugin.manifest.id)).toContain('acme/invert@1');
-    const station = new Station(plan, silentLog);
-    const summary = await station.run({ maxFrames: 1 });
-    await station.close();
-    expect(summary).toMatchObject({ frames: 1, error: 0 });
+    const brightness = async (p: typeof plan): Promise<number> => {
+      const station = new Station(p, silentLog);
+      const results: InspectionResult[] = [];
+      station.on('result', (r) => results.push(r));
+      const summary = await station.run({ maxFrames: 1 });
+      await station.close();
+      expect(summary).toMatchObject({ frames: 1, error: 0 });
+      return results[0]!.scores.brightness!;
+    };
+    // What the plugin did, seen downstream: the image-quality step measures the inverted image (a plugin
+    // that loaded but returned its input unchanged would pass everything above).
+    const inverted = await brightness(plan);
+    const plain = await brightness({ ...plan, stages: plan.stages.filter((s) => s.plugin.manifest.id !== 'acme/invert@1') });
+    expect(inverted).toBeCloseTo(1 - plain, 2);
+    expect(Math.abs(inverted - plain)).toBeGreaterThan(0.05); // the fixture is far enough from mid-grey for this to tell
   });
 });

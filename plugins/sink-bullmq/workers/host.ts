@@ -1,10 +1,11 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Logger } from '../../../runtime/contract.js';
 import { LinegateError, isLinegateError, messageOf } from '../../../runtime/errors.js';
 import { QUEUES, type QueueName } from '../jobs.js';
-import { redactUrl } from '../sender.js';
+import { redactUrl } from '../redis-errors.js';
+import { RedisLink, isConnectionError } from './redis-link.js';
 import type { WorkerHandle } from './types.js';
 
 /*
@@ -23,9 +24,13 @@ export const Prefix = z
   .max(100)
   .regex(/^[^\s{}]+$/, 'no spaces or braces');
 
+/** How long a start waits for Redis's first answer: a refused password fails the start, Redis away does not. */
+const FIRST_CONTACT_MS = 2000;
+
 /** Options every worker takes; each worker extends them (and picks its own concurrency default). */
 export const BaseOptions = z.object({
-  redis: RedisUrl.default(DEFAULT_REDIS),
+  // Like the station's queue sink: the environment keeps a password out of command lines and files.
+  redis: RedisUrl.prefault(() => process.env.LINEGATE_REDIS_URL ?? DEFAULT_REDIS),
   prefix: Prefix.default(DEFAULT_PREFIX),
   concurrency: z.number().int().min(1).max(64),
   closeTimeoutMs: z.number().int().positive().default(10_000).describe('how long close() waits for running jobs before cancelling them'),
@@ -44,30 +49,22 @@ export function parseOptions<S extends z.ZodType>(worker: string, schema: S, inp
   return Object.freeze(parsed.data);
 }
 
+const links = new WeakMap<Redis, RedisLink>();
+
 /**
- * A connection for a BullMQ Worker: `maxRetriesPerRequest: null` because
- * BullMQ's blocking commands must wait out a Redis restart rather than fail.
- * While Redis is away ioredis reconnects by itself; each new kind of
- * connection error is logged once, not once per retry.
+ * A connection for a BullMQ Worker (see RedisLink): it reconnects by itself
+ * while Redis is away, and its failures are logged once per state.
  */
 export function connectWorker(url: string, log: Logger): Redis {
-  const redis = new Redis(url, { maxRetriesPerRequest: null });
-  let last = '';
-  redis.on('error', (e: unknown) => {
-    const msg = messageOf(e);
-    if (msg !== last) log.warn({ redis: redactUrl(url), err: msg }, 'Redis connection error; retrying');
-    last = msg;
-  });
-  redis.on('ready', () => {
-    if (last !== '') log.info({ redis: redactUrl(url) }, 'Redis connection back');
-    last = '';
-  });
-  return redis;
+  const link = new RedisLink(url, log);
+  links.set(link.redis, link);
+  return link.redis;
 }
 
 /** Disconnects, politely when Redis answers, at once when it does not. */
 export async function release(redis: Redis): Promise<void> {
   if (redis.status === 'end') return;
+  if (redis.status !== 'ready') return redis.disconnect();
   try {
     await Promise.race([redis.quit(), new Promise((_, reject) => setTimeout(reject, 1000).unref())]);
   } catch {
@@ -130,32 +127,64 @@ export async function startHost<T, R>(spec: HostSpec<T, R>): Promise<WorkerHandl
     }
   };
 
-  const worker = new Worker(queue, processor, { connection, prefix: settings.prefix, concurrency: settings.concurrency, autorun: false });
-  worker.on('completed', () => void processed++);
-  worker.on('failed', (job, err) => {
-    failed++;
-    log.warn({ queue, jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'job failed');
-  });
-  worker.on('error', (err) => log.error({ queue, err: err.message }, 'worker error'));
-
-  try {
-    await worker.waitUntilReady();
-  } catch (e) {
+  const link = links.get(connection);
+  const where = redactUrl(settings.redis);
+  // Bounded whatever Redis does, so that the caller reaches its signal handling: a worker never hangs in its start.
+  const first = link === undefined ? 'ready' : await link.firstContact(FIRST_CONTACT_MS);
+  if (first === 'refused') {
     await release(connection);
-    throw new LinegateError('LG_ERR_QUEUE_REDIS', [redactUrl(settings.redis), messageOf(e)], { cause: e });
+    throw link?.failing ?? new LinegateError('LG_ERR_QUEUE_AUTH', [where, 'refused']);
   }
-  // run() resolves only when the worker stops; its failures surface as 'error' events.
-  worker.run().catch((e: unknown) => log.error({ queue, err: messageOf(e) }, 'worker stopped'));
-  log.info({ worker: spec.name, queue: `${settings.prefix}:${queue}`, concurrency: settings.concurrency, redis: redactUrl(settings.redis) }, 'worker started');
+
+  // The BullMQ Worker exists only once Redis has answered: one closed before its connection was ever
+  // ready leaves a start-up that fails later, with nobody listening, and takes the process down.
+  let worker: Worker | undefined;
+  const begin = async (): Promise<void> => {
+    const w = new Worker(queue, processor, { connection, prefix: settings.prefix, concurrency: settings.concurrency, autorun: false });
+    worker = w;
+    w.on('completed', () => void processed++);
+    w.on('failed', (job, err) => {
+      failed++;
+      log.warn({ queue, jobId: job?.id, attemptsMade: job?.attemptsMade, err: err.message }, 'job failed');
+    });
+    // BullMQ repeats each connection failure for each of its connections: those belong to the link's one state line.
+    w.on('error', (err) => (link !== undefined && isConnectionError(err) ? link.note(err) : log.error({ queue, err: err.message }, 'worker error')));
+    await w.waitUntilReady();
+    // run() resolves only when the worker stops; its failures surface as 'error' events.
+    w.run().catch((e: unknown) => log.error({ queue, err: messageOf(e) }, 'worker stopped'));
+  };
+  const started = { worker: spec.name, queue: `${settings.prefix}:${queue}`, concurrency: settings.concurrency, redis: where };
+  const stop = new AbortController();
+  let beginning: Promise<void> | undefined;
+  if (first === 'ready') {
+    try {
+      await begin();
+    } catch (e) {
+      await worker?.close(true).catch(() => undefined);
+      await release(connection);
+      throw new LinegateError('LG_ERR_QUEUE_REDIS', [where, messageOf(e)], { cause: e });
+    }
+    log.info(started, 'worker started');
+  } else {
+    log.warn(started, 'worker started; Redis does not answer yet: jobs are taken once it does (SIGINT/SIGTERM stop the worker at once)');
+    beginning = link!
+      .ready(stop.signal)
+      .then((up) => (up ? begin().then(() => log.info(started, 'Redis answers: the worker takes jobs')) : undefined))
+      .catch((e: unknown) => log.error({ queue, err: messageOf(e) }, 'worker could not start'));
+  }
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
-      const graceful = worker.close();
-      if (!(await within(graceful, settings.closeTimeoutMs))) {
-        log.warn({ worker: spec.name, closeTimeoutMs: settings.closeTimeoutMs }, 'jobs still running at the close deadline: cancelling them (their locks lapse and another worker takes them)');
-        worker.cancelAllJobs('worker closing');
-        await within(graceful, 2000);
+      stop.abort();
+      await beginning;
+      if (worker !== undefined) {
+        const graceful = worker.close();
+        if (!(await within(graceful, settings.closeTimeoutMs))) {
+          log.warn({ worker: spec.name, closeTimeoutMs: settings.closeTimeoutMs }, 'jobs still running at the close deadline: cancelling them (their locks lapse and another worker takes them)');
+          worker.cancelAllJobs('worker closing');
+          await within(graceful, 2000);
+        }
       }
       try {
         await spec.onClose?.();

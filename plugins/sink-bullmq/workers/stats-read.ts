@@ -1,8 +1,7 @@
 import { Redis } from 'ioredis';
 import { z } from 'zod';
-import { LinegateError, messageOf } from '../../../runtime/errors.js';
 import { DEFAULT_PREFIX, DEFAULT_REDIS, Prefix, RedisUrl, parseOptions, release } from './host.js';
-import { redactUrl } from '../sender.js';
+import { redisError } from '../redis-errors.js';
 import { FIELD, MINUTE_MS, bucketKey, minuteOf, stationsKey } from './stats-keys.js';
 
 /*
@@ -12,7 +11,7 @@ import { FIELD, MINUTE_MS, bucketKey, minuteOf, stationsKey } from './stats-keys
 
 const ReaderOptions = z
   .object({
-    redis: RedisUrl.default(DEFAULT_REDIS),
+    redis: RedisUrl.prefault(() => process.env.LINEGATE_REDIS_URL ?? DEFAULT_REDIS),
     prefix: Prefix.default(DEFAULT_PREFIX),
   })
   .strict();
@@ -60,7 +59,7 @@ async function withRedis<T>(url: string, fn: (redis: Redis) => Promise<T>): Prom
     await redis.connect();
     return await fn(redis);
   } catch (e) {
-    throw new LinegateError('LG_ERR_QUEUE_REDIS', [redactUrl(url), messageOf(socketError ?? e)], { cause: e });
+    throw redisError(url, socketError ?? e);
   } finally {
     await release(redis);
   }

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { LinegateError, messageOf } from '../../../runtime/errors.js';
+import { messageOf } from '../../../runtime/errors.js';
 import type { InspectionResult } from '../../../runtime/result.js';
 import { ResultJob } from '../jobs.js';
 import { BaseOptions, connectWorker, parseOptions, startHost } from './host.js';
-import { redactUrl } from '../sender.js';
+import { redisError } from '../redis-errors.js';
 import { MINUTE_MS, bucketKey, fieldsOf, minuteOf, seenKey, stationsKey } from './stats-keys.js';
 import type { StartWorker } from './types.js';
 
@@ -76,7 +76,7 @@ export const startStatsWorker: StartWorker = async (input, log) => {
         if (outcome !== 'counted') wlog.debug({ resultId: result.resultId, outcome }, 'result not counted');
         return { resultId: result.resultId, outcome };
       } catch (e) {
-        throw new LinegateError('LG_ERR_QUEUE_REDIS', [redactUrl(o.redis), messageOf(e)], { cause: e });
+        throw redisError(o.redis, e);
       }
     },
   });

@@ -1,12 +1,12 @@
 import { Queue } from 'bullmq';
 import { afterEach } from 'vitest';
 import type { WorkerHandle } from '../../../plugins/sink-bullmq/workers/types.js';
-import { dropPrefix } from '../../helpers/redis.js';
+import { dropPrefix, redisConnection } from '../../helpers/redis.js';
 
 export { until } from '../../helpers/until.js';
 
 /** A producer for one of the sink's queues, as a station would hold it. */
-export const queueOf = (name: string, prefix: string): Queue => new Queue(name, { connection: { host: '127.0.0.1', port: 6379 }, prefix });
+export const queueOf = (name: string, prefix: string): Queue => new Queue(name, { connection: redisConnection(), prefix });
 
 /** What a test opened: closed and its Redis keys dropped after each test. */
 export function workerResources(): { prefix?: string; queue?: Queue; workers: WorkerHandle[] } {

@@ -1,5 +1,5 @@
-import type { Plan, PlannedStep } from './compile/compile.js';
-import { formatCaps } from './compile/caps.js';
+import type { Plan, PlannedStep } from '../compile/compile.js';
+import { formatCaps } from '../compile/caps.js';
 
 /** The plan as a few readable lines for `linegate check`. */
 export function printPlan(plan: Plan): string {

@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
 
-/** The normal suite's once-per-run setup (dist/ built, so every spawned CLI starts from compiled JavaScript), when the tree has it. */
+/** The normal suite's once-per-run setup: dist/ built, so every spawned CLI starts from compiled JavaScript. */
 const GLOBAL_SETUP = 'test/setup/global.ts';
 
 /**
@@ -13,7 +12,9 @@ const GLOBAL_SETUP = 'test/setup/global.ts';
 export default defineConfig({
   test: {
     include: ['test/faults/**/*.fault.ts'],
-    ...(existsSync(GLOBAL_SETUP) ? { globalSetup: [GLOBAL_SETUP] } : {}),
+    globalSetup: [GLOBAL_SETUP],
+    // No child process outlives its case; temp folders and Redis prefixes go with their file.
+    setupFiles: ['test/setup/each-file.ts'],
     // One case at a time: each loads this 2-core machine on purpose and measures it.
     fileParallelism: false,
     maxWorkers: 1,

@@ -19,3 +19,6 @@ if (build.fresh) {
   cli = await import('../runtime/cli.ts');
 }
 process.exitCode = await cli.main(process.argv);
+// The command has closed what it opened. A handle still open after that (a plugin whose init never
+// finished, a socket it left behind) must not keep the process alive: exit after a short grace.
+setTimeout(() => process.exit(process.exitCode), 2000).unref();

@@ -46,6 +46,8 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
   /** Whether entering the current spool fault was logged: leaving it is logged only then. */
   #spoolFaultLogged = false;
   #wake: (() => void) | undefined;
+  /** A wake that came while the loop was not paused (reading, sending): the next idle pause ends at once. */
+  #woken = false;
   #running: Promise<void> | undefined;
   #idle: (() => void)[] = [];
 
@@ -80,7 +82,8 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
 
   /** New records are in the spool. */
   wake(): void {
-    this.#wake?.();
+    if (this.#wake !== undefined) this.#wake();
+    else this.#woken = true;
   }
 
   /** Resolves true once the spool is empty, false when the broker is away or `ms` passed first. */
@@ -129,6 +132,11 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
       }
       if (batch === undefined) {
         this.#setSpoolFault(undefined);
+        // Records appended while this read ran are not in it: read again rather than call the spool drained.
+        if (this.#woken) {
+          this.#woken = false;
+          continue;
+        }
         for (const f of this.#idle.splice(0)) f();
         await this.#pause(Infinity, true);
         continue;
@@ -179,6 +187,10 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
   #pause(ms: number, wakeable: boolean): Promise<void> {
     const signal = this.#stop.signal;
     if (signal.aborted) return Promise.resolve();
+    if (wakeable && this.#woken) {
+      this.#woken = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const timer = Number.isFinite(ms) ? setTimeout(() => done(), ms) : undefined;
       const done = (): void => {

@@ -4,7 +4,7 @@ import type { Logger } from './contract.js';
 import { LinegateError } from './errors.js';
 import { routeConsole } from './observability/console.js';
 import { createLogger } from './observability/logger.js';
-import { logLevel, positiveInt, sizeArg } from './cli/args.js';
+import { logLevel, nonNegative, positiveInt, sizeArg } from './cli/args.js';
 import type { CommandContext, LogOptions } from './cli/context.js';
 import { EXIT, processIo, type CliIo } from './cli/io.js';
 import { addPlcSimCommand } from './cli/define-plc.js';
@@ -92,7 +92,7 @@ export function buildCli(ctx: CommandContext, exit: (code: number) => void): Com
   addQueueCommands(add, ctx, exit);
   addReplayCommands(add, ctx, exit);
 
-  const models = program.command('models').description('model packages: inspect an ONNX file and draft its model.json');
+  const models = program.command('models').description('model packages: inspect an ONNX file and draft its model.json; check a package against its training framework\'s outputs');
   withLogOptions(models.command('inspect'))
     .description(
       'print what an ONNX file says about itself (inputs, outputs, opsets, producer, metadata) and write a DRAFT model.json for it (Ultralytics detect/classify, anomalib, or a one-output classifier/segmenter); what a person must confirm goes to the log',
@@ -105,6 +105,13 @@ export function buildCli(ctx: CommandContext, exit: (code: number) => void): Com
     .action(async (file: string, opts: LogOptions & { out?: string; force?: boolean; size?: { width: number; height: number }; json?: boolean }) =>
       exit(await (await import('./cli/inspect.js')).inspectCommand(file, opts, ctx)),
     );
+  withLogOptions(models.command('parity'))
+    .description("run each reference image through a model package exactly as a station does (image decode, the package's preprocessing, its onnxruntime session) and compare every output with what the training framework gave: max |difference| per output; exit 3 when beyond tolerance")
+    .argument('<package>', 'model package folder (model.json + model.onnx)')
+    .requiredOption('--ref <file>', 'reference outputs: { images: [{ file, outputs: { <output>: [values] } }] } (files relative to it), or a training script\'s parity.json')
+    .option('--tolerance <x>', 'largest allowed absolute difference (default: the reference\'s, else 1e-4)', nonNegative)
+    .option('--json', 'print the report as one JSON line')
+    .action(async (pkg: string, opts: LogOptions & { ref: string; tolerance?: number; json?: boolean }) => exit(await (await import('./cli/parity.js')).parityCommand(pkg, opts, ctx)));
 
   return program;
 }

@@ -1,10 +1,40 @@
 /**
  * The plugin contract. Everything a plugin author needs is here, and this file
- * depends on no other runtime module (only on the result record's types), so
- * a third-party plugin can be written against it alone.
+ * depends on no other runtime module (only on the result record's types and
+ * on model-output.ts, the model-output part of this contract kept in a file
+ * of its own), so a third-party plugin can be written against it alone.
  */
 import type { z } from 'zod';
 import type { Defect, InspectionResult, ModelRef, Reason, DeliveryStatus } from './result.js';
+import type { ModelOutput } from './model-output.js';
+
+export type {
+  Activation,
+  AnomalyDecode,
+  ClassificationDecode,
+  DecodeKind,
+  DecodeSpec,
+  InputTransform,
+  ModelOutput,
+  ModelTask,
+  ModelThresholds,
+  SegmentationDecode,
+  SourceRect,
+  YoloDecode,
+} from './model-output.js';
+export {
+  TASK_OF_DECODE,
+  areaToSource,
+  boxToSource,
+  identityTransform,
+  modelOutputCaps,
+  modelOutputOf,
+  modelOutputPatch,
+  pointToSource,
+  tensorOf,
+  toSourceX,
+  toSourceY,
+} from './model-output.js';
 
 export type StageKind = 'preprocess' | 'model' | 'postprocess' | 'decision';
 export type PluginKind = 'source' | StageKind | 'sink';
@@ -20,6 +50,8 @@ export const PLUGIN_ID_PATTERN = /^[a-z0-9][a-z0-9-]*\/[a-z0-9][a-z0-9-]*@[1-9][
  * What a step takes or gives (GStreamer "caps"). `type` names a slot of the
  * part record; `params` narrow it (e.g. a tensor's width). Two caps match when
  * their types are equal and every param both sides name is equal, or `*`.
+ * `model/output` carries `task` and `decode` (see `modelOutputCaps`): the
+ * model's task and the decode kind of its `ModelOutput`.
  */
 export type CapsType = 'image/encoded' | 'image/raw' | 'tensor' | 'model/output' | 'findings' | 'decision';
 export interface Caps {
@@ -131,11 +163,15 @@ export interface Part {
   readonly frame: Frame;
   readonly image?: RawImage;
   readonly tensors?: Readonly<Record<string, Tensor>>;
+  /** The model's output tensors by name (the `model/output` slot); the same object as `modelOutput.tensors`. */
   readonly outputs?: Readonly<Record<string, Tensor>>;
+  /** What a decoder reads: tensors, transforms back to source pixels, labels, decode spec, thresholds, model identity. */
+  readonly modelOutput?: ModelOutput;
   readonly findings?: Findings;
   readonly decision?: Decision;
+  /** The model that judged the part, for the result record; the same object as `modelOutput.model`. */
   readonly model?: ModelRef;
-  /** Side data between cooperating steps (e.g. a letterbox transform for a decoder), keyed by plugin. */
+  /** Side data between cooperating plugins that no typed slot covers, keyed by plugin (what a decoder reads is `modelOutput`). */
   readonly meta?: Readonly<Record<string, unknown>>;
 }
 
@@ -184,6 +220,21 @@ export interface PluginContext {
 
 /** What a step's `verify` gets: its context before anything starts (no dependency: no step is up). */
 export type VerifyContext = Omit<PluginContext, 'dependency'>;
+
+/** A model step's model as its package states it (see `PluginManifest.describeModel`). */
+export interface ModelDescription {
+  readonly name: string;
+  readonly version: string;
+  /** sha256 of the weights: the identity a calibration is bound to. */
+  readonly sha256: string;
+  readonly task?: string;
+  /** The package's own score thresholds, which a decision falls back to without calibration or rule. */
+  readonly thresholds?: { readonly default: number; readonly perLabel: Readonly<Record<string, number>> };
+  /** How an image becomes the model's input (size, resize, kernel, colour, scale/mean/std), as plain data for reports. */
+  readonly preprocessing?: Readonly<Record<string, unknown>>;
+  /** How the output is decoded (score floor, NMS overlap, ...), as plain data for reports. */
+  readonly decode?: Readonly<Record<string, unknown>>;
+}
 
 /** Offers services to the steps that declare a dependency on this one. */
 export interface ServiceProvider {
@@ -282,6 +333,12 @@ export interface PluginManifest<K extends PluginKind = PluginKind, S extends z.Z
    * naming the step), an empty list when there are none.
    */
   readonly verify?: (config: z.infer<S>, ctx: VerifyContext) => Promise<readonly Error[]>;
+  /**
+   * Model steps: the model this config names, read without starting anything, so the compiler can
+   * refuse a calibration made for another model and replay can say what it judged with. Rejects
+   * when the package cannot be read (`verify` reports why).
+   */
+  readonly describeModel?: (config: z.infer<S>, ctx: VerifyContext) => Promise<ModelDescription>;
 }
 
 /** A step another step cannot work without, declared in the manifest and checked before the first frame. */

@@ -36,6 +36,11 @@ export const ERRORS = {
   LG_ERR_STATION_RESOURCE: def('step "%s" (%s) names something it cannot use: %s', false, 400),
   LG_ERR_STATION_STATE: def('the station is %s: cannot %s (%s -> %s is not a transition)', false, 409),
   LG_ERR_CALIBRATION_INVALID: def('calibration file %s cannot be used: %s', false, 400),
+  LG_ERR_CALIBRATION_MODEL: def(
+    'calibration file %s was made for model %s (sha256 %s), but step "%s" runs %s (sha256 %s): calibrate again for this model, or set calibration: { file, allowModelMismatch: true } in the station file to apply it anyway',
+    false,
+    400,
+  ),
 
   // Plugins and the registry.
   LG_ERR_PLUGIN_UNKNOWN: def('step "%s": no plugin with id %s is registered%s', false, 400),
@@ -65,6 +70,7 @@ export const ERRORS = {
   LG_ERR_MODEL_UNSUPPORTED: def('model %s is not one linegate can decode: %s', false, 400),
   LG_ERR_MODEL_RUN: def('model %s failed on part %s: %s', false, 500, 907),
   LG_ERR_MODEL_DECODE: def('cannot decode the output of model %s: %s', false, 500, 908),
+  LG_ERR_PARITY_REF: def('parity reference %s: %s', false, 400),
 
   // Sinks.
   LG_ERR_SINK_FAILED: def('sink "%s" (%s) could not deliver result %s: %s', true, 502),

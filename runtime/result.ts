@@ -105,6 +105,14 @@ export const InspectionResult = z
     defects: z.array(Defect),
     scores: z.record(z.string(), z.number()).describe('named scores, e.g. the image-level defect score'),
     thresholds: z.record(z.string(), z.number()).optional().describe('the score threshold each label was judged against, when the decision step says'),
+    calibration: z
+      .object({
+        file: z.string().min(1).describe('the calibration file, relative to the station root when inside it'),
+        model: ModelRef.nullable().describe('the model its thresholds were chosen for; null when the file does not say'),
+        mismatch: z.boolean().describe("true: made for another model than the one that judged this part, applied only because the station sets calibration.allowModelMismatch"),
+      })
+      .optional()
+      .describe('the calibration the part was judged with, when the station has one'),
     timings: z.object({
       totalMs: z.number().nonnegative(),
       stages: z.record(z.string(), z.number().nonnegative()).describe('per step name, in ms'),

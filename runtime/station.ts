@@ -162,6 +162,11 @@ export class Station extends EventEmitter<StationEventMap> {
 
   async #start(): Promise<void> {
     this.#moveTo('STARTING', 'start');
+    const cal = this.plan.calibrationUse;
+    if (cal?.status === 'mismatch') {
+      // Allowed by the station file, but never silent: the thresholds were chosen for another model.
+      this.#log.warn({ calibration: cal.file, madeFor: cal.madeFor, models: this.plan.models?.map((m) => ({ step: m.step, name: m.model.name, version: m.model.version, sha256: m.model.sha256 })) }, 'the calibration was made for another model; applied because calibration.allowModelMismatch is set');
+    }
     const t0 = Date.now();
     const { settings } = this.plan;
     try {

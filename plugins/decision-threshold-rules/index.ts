@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { definePlugin, type Decision, type Part, type PluginContext } from '../../runtime/contract.js';
 import { InstanceState } from '../lib/instance.js';
 import type { Defect, Reason } from '../../runtime/result.js';
-import { MODEL_META_KEY, type ModelMeta } from '../model-onnx/meta.js';
 import { insideAny, type Polygon } from './geometry.js';
 
 const Point = z.tuple([z.number(), z.number()]);
@@ -44,8 +43,9 @@ function thresholdFor(rule: RuleConfig, part: Part, ctx: PluginContext): { value
   const cal = ctx.calibration?.thresholds[rule.label];
   if (cal !== undefined) return { value: cal, from: 'calibration' };
   if (rule.minScore !== undefined) return { value: rule.minScore, from: 'rule' };
-  const model = (part.meta?.[MODEL_META_KEY] as ModelMeta | undefined)?.manifest;
-  if (model !== undefined) return { value: model.thresholds.perLabel[rule.label] ?? model.thresholds.default, from: `model ${model.name}@${model.version}` };
+  // Any model plugin's output carries its thresholds (the model-output contract), not only core/onnx-model's.
+  const model = part.modelOutput;
+  if (model !== undefined) return { value: model.thresholds.perLabel[rule.label] ?? model.thresholds.default, from: `model ${model.model.name}@${model.model.version}` };
   return { value: 0.5, from: 'default' };
 }
 

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { definePlugin, type Caps, type PluginContext, type RawImage, type StageInstance, type Tensor } from '../../runtime/contract.js';
+import { definePlugin, modelOutputCaps, modelOutputPatch, type Caps, type PluginContext, type RawImage, type StageInstance, type Tensor } from '../../runtime/contract.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import { loadModelPackage, minSourceSize, type InputSpec, type ModelPackage } from './manifest.js';
-import { MODEL_META_KEY, type ModelMeta } from './meta.js';
+import { capsOfModel, modelConstants, modelOutput, type ModelConstants } from './meta.js';
 import { normaliseTables, tileRects, toInputPixels, writeTensor, type Rect, type Transform } from './preprocess.js';
 import { checkGraph, dynamicBatch, openSession, type ModelSession } from './session.js';
-import { packageProblems } from './verify.js';
+import { describePackage, packageProblems } from './verify.js';
 
 const RectConfig = z.object({ x: z.number().int().min(0), y: z.number().int().min(0), width: z.number().int().min(1), height: z.number().int().min(1) }).strict();
 
@@ -25,8 +25,20 @@ const Config = z
       .optional()
       .describe('cut the image into model-size tiles at full resolution (small defects on large images)'),
     warmup: z.boolean().default(true).describe('run once at start so the first part is not slow'),
+    thread: z
+      .enum(['worker', 'main'])
+      .default('worker')
+      .describe("'worker': the model runs on threads of its own, so the PLC link and the sinks are served while it runs and one part's decode overlaps another's inference; 'main': on the event loop"),
+    sessions: z
+      .number()
+      .int()
+      .min(1)
+      .max(16)
+      .default(1)
+      .describe("sessions side by side, each on its own thread (thread 'worker'); with maxInFlight >= 2 on a small model, 2 sessions of intraOpThreads 1 each use 2 cores better than one session of 2 threads; each holds its own copy of the model in memory"),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.sessions === 1 || c.thread === 'worker', { path: ['sessions'], message: "more than one session needs thread: 'worker'" });
 
 type Config = z.infer<typeof Config>;
 
@@ -56,6 +68,7 @@ function requireJudgeable(region: Rect, image: RawImage, spec: InputSpec, ref: s
 class OnnxModelStage implements StageInstance {
   readonly caps: { produces: readonly Caps[] };
   readonly #pkg: ModelPackage;
+  readonly #constants: ModelConstants;
   readonly #session: ModelSession;
   readonly #roi: Rect | undefined;
   readonly #overlap: number | undefined;
@@ -76,7 +89,8 @@ class OnnxModelStage implements StageInstance {
     this.#tables = normaliseTables(spec);
     this.#itemSize = spec.width * spec.height * spec.channels;
     this.#itemDims = spec.layout === 'NCHW' ? [spec.channels, spec.height, spec.width] : [spec.height, spec.width, spec.channels];
-    this.caps = { produces: [{ type: 'model/output', params: { task: pkg.manifest.task } }] };
+    this.#constants = modelConstants(pkg.manifest);
+    this.caps = { produces: [capsOfModel(pkg.manifest)] };
   }
 
   async warmup(signal: AbortSignal): Promise<void> {
@@ -105,8 +119,7 @@ class OnnxModelStage implements StageInstance {
       const outputs = await this.#infer(input, n, ctx.signal).catch((e: unknown) => {
         throw new LinegateError('LG_ERR_MODEL_RUN', [`${manifest.name}@${manifest.version}`, part.frame.partId, messageOf(e)], { step: ctx.step, cause: e });
       });
-      const meta: ModelMeta = { manifest, transforms, source: { width: image.width, height: image.height } };
-      return { outputs, model: { name: manifest.name, version: manifest.version, sha256: manifest.sha256 }, meta: { [MODEL_META_KEY]: meta } };
+      return modelOutputPatch(modelOutput(this.#constants, outputs, transforms, { width: image.width, height: image.height }));
     } finally {
       if (n === 1) this.#pool.push(input);
     }
@@ -152,18 +165,20 @@ export const onnxModel = definePlugin({
     description: "Runs an ONNX model package: checks its sha256 and its graph against model.json, then preprocesses each image exactly as model.json says (ROI, resize, colour, normalisation, tiling) and runs onnxruntime.",
     config: Config,
     accepts: [{ type: 'image/raw' }],
-    produces: [{ type: 'model/output', params: { task: '*' } }],
+    // The task and decode kind are the loaded package's: the instance narrows these after init.
+    produces: [modelOutputCaps('*', '*')],
     // What init would refuse, found without a session: `linegate check` lists every problem, and `run` refuses before anything connects.
     async verify(config, ctx) {
       const problems = await packageProblems(ctx.resolveAsset(config.model), config.model, ctx.step);
       if (config.roi === 'calibration' && ctx.calibration?.roi === undefined) problems.push(noCalibratedRoi(ctx.step, ctx.stationId));
       return problems;
     },
+    describeModel: (config, ctx) => describePackage(ctx.resolveAsset(config.model)),
   },
   async init(config: Config, ctx) {
     const dir = ctx.resolveAsset(config.model);
     const pkg = await loadModelPackage(dir);
-    const session = await openSession(pkg, { intraOpThreads: config.intraOpThreads, interOpThreads: config.interOpThreads, threadSpinning: config.threadSpinning });
+    const session = await openSession(pkg, { intraOpThreads: config.intraOpThreads, interOpThreads: config.interOpThreads, threadSpinning: config.threadSpinning, thread: config.thread, sessions: config.sessions });
     try {
       const problems = checkGraph(pkg.manifest, session.graph);
       if (problems.input.length > 0) throw new LinegateError('LG_ERR_MODEL_INPUT', [config.model, problems.input.join('; ')], { step: ctx.step });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import { ModelManifest } from './manifest.js';
-import { isProtoError, metadataOf, readOnnxModelInfo, type OnnxModelInfo } from './onnx-proto.js';
+import { isProtoError, metadataOf, outputOps, readGraphNodes, readOnnxModelInfo, type GraphNode, type OnnxModelInfo } from './onnx-proto.js';
 import { tryPyLiteral, type PyValue } from './pyliteral.js';
 import { readGraph, sha256File, type GraphTensor } from './session.js';
 
@@ -23,6 +23,8 @@ export interface Inspection extends Pick<OnnxModelInfo, 'irVersion' | 'producerN
   readonly metadata: Readonly<Record<string, string>>;
   readonly inputs: readonly GraphTensor[];
   readonly outputs: readonly GraphTensor[];
+  /** Per output, the op that computes its values (through reshapes and identities): how a Softmax ending the graph is found. */
+  readonly outputOps: Readonly<Record<string, string>>;
 }
 
 /** The size of a model file; LG_ERR_MODEL_FILE when it is missing, unreadable or not a file. */
@@ -42,8 +44,10 @@ export async function inspectModel(file: string): Promise<Inspection> {
   const abs = path.resolve(file);
   const bytes = await modelFileSize(abs);
   let info: OnnxModelInfo;
+  let nodes: GraphNode[];
   try {
     info = readOnnxModelInfo(abs);
+    nodes = info.graphBytes === 0 ? [] : readGraphNodes(abs);
   } catch (e) {
     if (isProtoError(e)) throw new LinegateError('LG_ERR_MODEL_LOAD', [abs, `not an ONNX model (${messageOf(e)})`], { cause: e });
     throw new LinegateError('LG_ERR_MODEL_FILE', [abs, messageOf(e)], { cause: e });
@@ -57,7 +61,7 @@ export async function inspectModel(file: string): Promise<Inspection> {
     throw new LinegateError('LG_ERR_MODEL_FILE', [abs, messageOf(e)], { cause: e });
   }
   const { metadataProps: _props, graphBytes: _graph, ...top } = info;
-  return { file: abs, bytes, sha256, ...top, metadata: metadataOf(info), inputs: graph.inputs, outputs: graph.outputs };
+  return { file: abs, bytes, sha256, ...top, metadata: metadataOf(info), inputs: graph.inputs, outputs: graph.outputs, outputOps: outputOps(nodes, graph.outputs.map((o) => o.name)) };
 }
 
 /** What model.json looks like before zod fills in defaults. */
@@ -76,8 +80,18 @@ export interface Draft {
   /** Which contract the model was recognised by, in words (`Ultralytics YOLO detect`). */
   readonly recognisedAs: string;
   readonly manifest: ManifestDraft;
+  /** Each value only the training code can settle, what the draft assumed and why; also the first lines of `review`. */
+  readonly assumptions: readonly Assumption[];
   /** What a person must confirm before the draft is used on a line. */
   readonly review: readonly string[];
+}
+
+export interface Assumption {
+  /** The model.json field (`input.kernel`), or fields (`input.scale/mean/std`). */
+  readonly field: string;
+  /** What the draft wrote there, in words. */
+  readonly value: string;
+  readonly why: string;
 }
 
 const fmt = (shape: readonly (number | string)[]): string => `[${shape.join(',')}]`;
@@ -176,7 +190,16 @@ export function nameAndVersion(file: string): { name: string; version: string; f
 }
 
 const LETTERBOX_NOTE =
-  'input.resize: letterbox with pad 114 is what Ultralytics predict does; if the line images were prepared differently for validation (a plain resize, a crop), change it. For square images letterbox and stretch are the same';
+  'letterbox with pad 114 is what Ultralytics predict does; if the line images were prepared differently for validation (a plain resize, a crop), change it. For square images letterbox and stretch are the same';
+
+/**
+ * The choices a draft makes that only the training code can settle, each with
+ * why the draft made it. Every drafted model.json gets one review note per
+ * choice that applies, in this order, so none is silently trusted.
+ */
+const CHOICES = ['input.kernel', 'input.resize', 'input.resize.anchor', 'input.color', 'input.scale/mean/std', 'decode.activation', 'labels', 'decode.goodLabels'] as const;
+type Choice = (typeof CHOICES)[number];
+type Assumed = Partial<Record<Choice, string>>;
 
 interface Family {
   readonly recognisedAs: string;
@@ -184,6 +207,26 @@ interface Family {
   readonly input: ManifestDraft['input'];
   readonly decode: ManifestDraft['decode'];
   readonly labels: string[];
+  readonly assumed: Assumed;
+}
+
+/** torchvision, PIL, OpenCV and Ultralytics resize training images bilinearly; lanczos3 (libvips' own default) was the trap of issue 12. */
+const KERNEL = 'linear' as const;
+const BILINEAR_WHY = 'bilinear is how torchvision (transforms.Resize), PIL, OpenCV (INTER_LINEAR) and Ultralytics resize training images';
+const CENTER_ANCHOR_WHY = 'letterboxed images are centred (Ultralytics LetterBox, pad split over both sides); a PaddleOCR-style model pads right and bottom only: anchor top-left';
+
+/** Output names that say the values are already probabilities. */
+const PROBABILITY_NAME = /^(probs?|probabilit(y|ies)|output_probs?|softmax.*|sigmoid.*)$|[_.-]probs?$/i;
+/** Ops after which values are not probabilities: a name saying otherwise deserves a second look. */
+const LINEAR_OPS = new Set(['Gemm', 'MatMul', 'Add', 'Conv', 'ConvTranspose', 'Sub', 'LogSoftmax']);
+
+/** Why output `name` already holds probabilities (a Softmax or Sigmoid computes it, or its name says so), or undefined. */
+export function probabilityEvidence(i: Pick<Inspection, 'outputOps'>, name: string): string | undefined {
+  const op = i.outputOps[name];
+  if (op === 'Softmax' || op === 'Sigmoid') return `the graph computes output ${name} with a ${op}`;
+  if (!PROBABILITY_NAME.test(name)) return undefined;
+  const doubt = op !== undefined && LINEAR_OPS.has(op) ? `, although the graph's last op on it is ${op}, which gives logits: check which is right` : op === undefined ? '' : ` (the graph's last op on it is ${op})`;
+  return `the output is named ${name}${doubt}`;
 }
 
 function ultralytics(i: Inspection, opts: DraftOptions, review: string[]): Family {
@@ -204,16 +247,22 @@ function ultralytics(i: Inspection, opts: DraftOptions, review: string[]): Famil
   const input = planInput(i, opts, review, { ...(imgszOf(md.imgsz) === undefined ? {} : { size: imgszOf(md.imgsz)! }), ...(channels === undefined ? {} : { channels }), layout: 'NCHW' });
   const color = input.channels === 1 ? 'GRAY' : 'RGB';
   let labels = namesOf(md.names);
+  const placeholders = labels === undefined;
   const classAxis = task === 'detect' ? staticDim(out.shape[1]) : staticDim(out.shape.at(-1));
   const end2end = task === 'detect' && (out.shape[2] === 6 || tryPyLiteral(md.end2end ?? '') === true);
   if (labels === undefined) {
     const nc = task === 'detect' ? (end2end || classAxis === undefined ? undefined : classAxis - 4) : classAxis;
     if (nc === undefined || nc < 1) throw unsupported(i, `its metadata has no readable class names (names = ${JSON.stringify(md.names ?? null)}) and the output ${out.name}${fmt(out.shape)} does not give the class count`);
     labels = Array.from({ length: nc }, (_, k) => `class${k}`);
-    review.push(`labels: the metadata has no readable names; class0..class${nc - 1} are placeholders: give the real names in class-index order`);
-  } else {
-    review.push(`labels: ${labels.length} from the model's names metadata (${labels.join(', ')}), in class-index order: confirm they are the names the station's rules use`);
   }
+  const assumed: Assumed = {
+    labels: placeholders
+      ? `the metadata has no readable names; class0..class${labels.length - 1} are placeholders: give the real names in class-index order`
+      : `${labels.length} from the model's names metadata, in class-index order; the station's rules must use these names`,
+    'input.kernel': `${BILINEAR_WHY} (Ultralytics: cv2.resize INTER_LINEAR)`,
+    'input.color': input.channels === 1 ? 'the graph takes one channel' : 'Ultralytics converts OpenCV\'s BGR to RGB before the model',
+    'input.scale/mean/std': 'Ultralytics divides by 255 and normalises no further',
+  };
   if (task === 'detect') {
     const format = end2end ? 'end2end' : 'xywh-scores';
     if (out.shape.length !== 3) throw unsupported(i, `the detect output ${out.name}${fmt(out.shape)} should have 3 axes`);
@@ -221,27 +270,30 @@ function ultralytics(i: Inspection, opts: DraftOptions, review: string[]): Famil
       throw unsupported(i, `the detect output ${out.name}${fmt(out.shape)} has ${classAxis} values per candidate, not 4 + ${labels.length} classes (a segmentation or pose head?)`);
     }
     review.push(`decode: ${format === 'end2end' ? 'end2end output (N, 300, 6): NMS is in the graph' : 'raw (1, 4+nc, N) output: the decoder runs class-wise NMS'}; scoreThreshold 0.25, iouThreshold 0.45 and maxDetections 300 are Ultralytics' predict defaults: set them from validation`);
-    review.push(LETTERBOX_NOTE);
     return {
       recognisedAs: `${what} (${format}, ${labels.length} classes)`,
       task: 'detection',
-      input: { ...input, color, resize: { mode: 'letterbox', pad: 114 }, kernel: 'linear', scale: 1 / 255, mean: [0], std: [1] },
+      input: { ...input, color, resize: { mode: 'letterbox', pad: 114, anchor: 'center' }, kernel: KERNEL, scale: 1 / 255, mean: [0], std: [1] },
       decode: { kind: 'yolo', output: out.name, format, scoreThreshold: 0.25, iouThreshold: 0.45, maxDetections: 300 },
       labels,
+      assumed: { ...assumed, 'input.resize': LETTERBOX_NOTE, 'input.resize.anchor': CENTER_ANCHOR_WHY },
     };
   }
-  const good = labels.find((l) => /^(good|ok|pass|normal|no[-_ ]?defects?|non[-_ ]?defective)$/i.test(l)) ?? labels[0]!;
-  review.push(`decode.goodLabels: [${good}] is a guess; list every label that means a good part`);
-  review.push(
-    'input.resize: Ultralytics classify resizes the short side and centre-crops (classify_transforms); the draft says center-crop: confirm it matches how the model was validated',
-  );
-  review.push('decode.activation none: Ultralytics classify exports output probabilities (softmax in the graph); confirm the output rows sum to 1');
+  const named = labels.find((l) => /^(good|ok|pass|normal|no[-_ ]?defects?|non[-_ ]?defective)$/i.test(l));
+  const good = named ?? labels[0]!;
   return {
     recognisedAs: `${what} (${labels.length} classes)`,
     task: 'classification',
-    input: { ...input, color, resize: { mode: 'center-crop' }, kernel: 'linear', scale: 1 / 255, mean: [0], std: [1] },
+    input: { ...input, color, resize: { mode: 'center-crop' }, kernel: KERNEL, scale: 1 / 255, mean: [0], std: [1] },
     decode: { kind: 'classification', output: out.name, activation: 'none', goodLabels: [good] },
     labels,
+    assumed: {
+      ...assumed,
+      'input.kernel': `${BILINEAR_WHY} (Ultralytics classify_transforms: torchvision Resize, bilinear)`,
+      'input.resize': 'Ultralytics classify resizes the short side and centre-crops (classify_transforms): confirm it matches how the model was validated',
+      'decode.activation': 'Ultralytics classify exports probabilities (a Softmax ends the graph): confirm the output rows sum to 1',
+      'decode.goodLabels': `a guess (${named === undefined ? 'the first label' : 'the label whose name means good'}): list every label that means a good part`,
+    },
   };
 }
 
@@ -263,14 +315,19 @@ function anomalib(i: Inspection, opts: DraftOptions, review: string[]): Family {
   if (!names.has('anomaly_map')) {
     review.push('decode.map: the graph has no anomaly_map, so parts get an image score but no defect regions');
   }
-  review.push('input: anomalib bakes its resize and ImageNet normalisation into the graph, so the draft feeds 0-1 RGB (scale 1/255, mean 0, std 1) with a stretch resize: confirm against the export');
   review.push("decode.threshold 0.5: anomalib normalises scores so the validation threshold sits at 0.5; lower it for fewer escapes (the threshold was chosen by F1, not for zero escapes)");
   return {
     recognisedAs: `anomalib anomaly model (outputs ${[...names].join(', ')})`,
     task: 'anomaly',
-    input: { ...input, color: input.channels === 1 ? 'GRAY' : 'RGB', resize: { mode: 'stretch' }, kernel: 'linear', scale: 1 / 255, mean: [0], std: [1] },
+    input: { ...input, color: input.channels === 1 ? 'GRAY' : 'RGB', resize: { mode: 'stretch' }, kernel: KERNEL, scale: 1 / 255, mean: [0], std: [1] },
     decode,
     labels: ['anomaly'],
+    assumed: {
+      'input.kernel': `${BILINEAR_WHY} (anomalib: torchvision Resize)`,
+      'input.resize': 'anomalib resizes the whole image to its input size (no crop) unless the export says otherwise: confirm against the export',
+      'input.color': input.channels === 1 ? 'the graph takes one channel' : 'anomalib reads images as RGB',
+      'input.scale/mean/std': 'anomalib bakes its ImageNet normalisation into the graph, so the draft feeds 0-1 values: confirm against the export',
+    },
   };
 }
 
@@ -284,32 +341,40 @@ function generic(i: Inspection, opts: DraftOptions, review: string[]): Family {
   if (classes === undefined) throw refuse(`its output ${out.name}${fmt(out.shape)} has a dynamic class axis`);
   const input = planInput(i, opts, review);
   const labels = Array.from({ length: classes }, (_, k) => `class${k}`);
-  review.push(`labels: class0..class${classes - 1} are placeholders: give the real names in class-index order`);
-  review.push('input.scale/mean/std: the draft feeds 0-1 values (scale 1/255, mean 0, std 1); a torchvision-trained model usually wants ImageNet mean [0.485, 0.456, 0.406] and std [0.229, 0.224, 0.225]: use what the training script used');
-  review.push(`input.color ${input.channels === 1 ? 'GRAY' : 'RGB'} and resize stretch are guesses: an OpenCV-trained model may want BGR, and the resize must match how the training images were made`);
-  const base = { ...input, color: input.channels === 1 ? ('GRAY' as const) : ('RGB' as const), resize: { mode: 'stretch' as const }, scale: 1 / 255, mean: [0], std: [1] };
+  const base = { ...input, color: input.channels === 1 ? ('GRAY' as const) : ('RGB' as const), resize: { mode: 'stretch' as const }, kernel: KERNEL, scale: 1 / 255, mean: [0], std: [1] };
+  const probabilities = probabilityEvidence(i, out.name);
+  const lastOp = i.outputOps[out.name];
+  const logitsWhy = `nothing says output ${out.name} holds probabilities (${lastOp === undefined ? 'no node computes it' : `the graph's last op on it is ${lastOp}`}, and its name is not probs/softmax/sigmoid), so the draft treats it as logits; use none if the values are already probabilities`;
+  const assumed: Assumed = {
+    labels: `class0..class${classes - 1} are placeholders: give the real names in class-index order`,
+    'input.kernel': `${BILINEAR_WHY}; a model trained on images resized another way (lanczos, area, nearest) wants that kernel`,
+    'input.resize': 'a guess: stretch the whole image to the input size; if training resized the short side and centre-cropped (torchvision Resize + CenterCrop), use center-crop; if it padded, letterbox',
+    'input.color': input.channels === 1 ? 'the graph takes one channel' : 'a guess: PIL and torchvision load RGB; a model trained on cv2.imread images wants BGR',
+    'input.scale/mean/std': 'a guess: 0-1 values (scale 1/255, mean 0, std 1); a torchvision-trained model usually wants ImageNet mean [0.485, 0.456, 0.406] and std [0.229, 0.224, 0.225]: use what the training script used',
+  };
   if (out.shape.length === 2) {
-    review.push('decode: classification with softmax over raw logits and goodLabels [class0]: confirm the output is logits (use activation none for probabilities) and which classes mean good');
     return {
       recognisedAs: `a classifier (one output ${out.name}${fmt(out.shape)})`,
       task: 'classification',
       input: base,
-      decode: { kind: 'classification', output: out.name, activation: 'softmax', goodLabels: ['class0'] },
+      decode: { kind: 'classification', output: out.name, activation: probabilities === undefined ? 'softmax' : 'none', goodLabels: ['class0'] },
       labels,
+      assumed: {
+        ...assumed,
+        'decode.activation': probabilities === undefined ? logitsWhy : `${probabilities}, so the scores are used as they are (a softmax over probabilities would squash them towards 1/${classes})`,
+        'decode.goodLabels': 'a guess (the first class): list every label that means a good part',
+      },
     };
   }
-  const activation = classes === 1 ? 'sigmoid' : 'softmax';
-  review.push(
-    classes === 1
-      ? 'decode: one-channel segmentation with sigmoid: confirm the output is logits'
-      : 'decode: segmentation with softmax over classes and class0 as the background: confirm both',
-  );
+  const activation = probabilities !== undefined ? 'none' : classes === 1 ? 'sigmoid' : 'softmax';
+  if (classes > 1) review.push('decode.backgroundLabel class0: a guess: name the class that means background (never a defect)');
   return {
     recognisedAs: `a segmentation model (one output ${out.name}${fmt(out.shape)})`,
     task: 'segmentation',
     input: base,
     decode: { kind: 'segmentation', output: out.name, activation, ...(classes > 1 ? { backgroundLabel: 'class0' } : {}), minAreaPx: 4 },
     labels,
+    assumed: { ...assumed, 'decode.activation': probabilities === undefined ? logitsWhy : `${probabilities}, so the map is used as it is` },
   };
 }
 
@@ -362,7 +427,41 @@ export function draftManifest(i: Inspection, opts: DraftOptions = {}): Draft {
     const issue = parsed.error.issues[0]!;
     throw unsupported(i, `the drafted model.json does not validate (${issue.path.join('.') || '(top level)'}: ${issue.message})`);
   }
-  return { recognisedAs: family.recognisedAs, manifest, review };
+  const assumptions = assumptionsOf(family);
+  return { recognisedAs: family.recognisedAs, manifest, assumptions, review: [...assumptions.map((a) => `${a.field} ${a.value}: ${a.why}; confirm against the training code`), ...review] };
+}
+
+const list = (xs: readonly (string | number)[]): string => `[${xs.join(', ')}]`;
+
+/** The family's assumptions in CHOICES order, each with the value the draft wrote. */
+function assumptionsOf(f: Family): Assumption[] {
+  const input = f.input;
+  const decode = f.decode;
+  const valueOf = (c: Choice): string | undefined => {
+    switch (c) {
+      case 'input.kernel':
+        return input.kernel;
+      case 'input.resize':
+        return input.resize.mode === 'letterbox' ? `letterbox (pad ${input.resize.pad ?? 114})` : input.resize.mode;
+      case 'input.resize.anchor':
+        return input.resize.mode === 'letterbox' ? (input.resize.anchor ?? 'center') : undefined;
+      case 'input.color':
+        return input.color;
+      case 'input.scale/mean/std':
+        return `scale ${input.scale === 1 / 255 ? '1/255' : String(input.scale)}, mean ${list(input.mean ?? [0])}, std ${list(input.std ?? [1])}`;
+      case 'decode.activation':
+        return decode.kind === 'classification' || decode.kind === 'segmentation' ? (decode.activation ?? 'softmax') : undefined;
+      case 'labels':
+        return list(f.labels);
+      case 'decode.goodLabels':
+        return decode.kind === 'classification' ? list(decode.goodLabels) : undefined;
+    }
+  };
+  return CHOICES.flatMap((field) => {
+    const why = f.assumed[field];
+    const value = valueOf(field);
+    return why === undefined || value === undefined ? [] : [{ field, value, why }];
+  });
 }
 
 const mb = (n: number): string => (n >= 1024 * 1024 ? `${(n / 1024 / 1024).toFixed(1)} MB` : `${(n / 1024).toFixed(1)} kB`);
@@ -391,7 +490,10 @@ export function formatInspection(i: Inspection, draft?: { draft: Draft; out: str
   if (draft !== undefined) {
     const m = draft.draft.manifest;
     lines.push(`recognised as ${draft.draft.recognisedAs}`);
-    lines.push(`draft     ${draft.out}: ${m.name}@${m.version}, task ${m.task}, decode ${m.decode.kind}${m.decode.kind === 'yolo' ? ` ${m.decode.format}` : ''}, input ${m.input.width}x${m.input.height} ${m.input.color} ${m.input.resize.mode}, ${m.labels.length} label(s)`);
+    lines.push(`draft     ${draft.out}: ${m.name}@${m.version}, task ${m.task}, decode ${m.decode.kind}${m.decode.kind === 'yolo' ? ` ${m.decode.format}` : ''}, input ${m.input.width}x${m.input.height} ${m.input.color} ${m.input.resize.mode} ${m.input.kernel ?? ''}, ${m.labels.length} label(s)`);
+    // On stdout too, not only in the log: these are the values that silently cost accuracy when wrong.
+    lines.push('assumed   (confirm each against the training code)');
+    pad(draft.draft.assumptions.map((a) => [a.field, `${a.value}: ${a.why}`]));
   }
   return `${lines.join('\n')}\n`;
 }

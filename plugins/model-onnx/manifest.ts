@@ -12,7 +12,16 @@ import { LinegateError, messageOf } from '../../runtime/errors.js';
 
 const Resize = z.discriminatedUnion('mode', [
   z.object({ mode: z.literal('stretch') }).strict(),
-  z.object({ mode: z.literal('letterbox'), pad: z.number().int().min(0).max(255).default(114) }).strict(),
+  z
+    .object({
+      mode: z.literal('letterbox'),
+      pad: z.number().int().min(0).max(255).default(114),
+      anchor: z
+        .enum(['center', 'top-left'])
+        .default('center')
+        .describe('where the resized image sits: center (Ultralytics; pad split over both sides) or top-left (PaddleOCR; pad right and bottom only)'),
+    })
+    .strict(),
   z.object({ mode: z.literal('center-crop') }).strict(),
 ]);
 
@@ -25,7 +34,10 @@ export const InputSpec = z
     channels: z.union([z.literal(1), z.literal(3)]),
     color: z.enum(['RGB', 'BGR', 'GRAY']),
     resize: Resize,
-    kernel: z.enum(['nearest', 'linear', 'cubic', 'lanczos3']).default('lanczos3').describe('resampling kernel (sharp/libvips)'),
+    kernel: z
+      .enum(['nearest', 'linear', 'cubic', 'lanczos3'])
+      .default('linear')
+      .describe('resampling kernel (sharp/libvips); default linear, the bilinear resize torchvision, PIL, OpenCV and Ultralytics train with. It must be the kernel the training images were resized with'),
     scale: z.number().positive().default(1 / 255).describe('pixel value (0-255) x scale, then (- mean) / std'),
     mean: z.array(z.number()).min(1).max(3).default([0]),
     std: z.array(z.number().positive()).min(1).max(3).default([1]),

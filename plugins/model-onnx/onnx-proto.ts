@@ -4,7 +4,8 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
  * A minimal reader for the top level of an ONNX `ModelProto` (onnx.proto3):
  * the fields a person inspecting a model wants, without a protobuf dependency
  * and without loading the graph. Field 7 (the graph, nearly all of the file)
- * and every unknown field are skipped by wire type.
+ * and every unknown field are skipped by wire type; `readGraphNodes` walks
+ * only the graph's nodes (op types and tensor names), skipping the weights.
  *
  *   1 ir_version int64          5 model_version int64
  *   2 producer_name string      6 doc_string string
@@ -256,6 +257,11 @@ export function parseModelProto(bytes: Uint8Array): OnnxModelInfo {
  * small reads. Errors from fs (ENOENT, EACCES) are thrown as they are.
  */
 export function readOnnxModelInfo(file: string): OnnxModelInfo {
+  return withFile(file, parseTop);
+}
+
+/** Parses an open file through random reads, so that skipped fields (weights) are never read. */
+function withFile<T>(file: string, parse: (src: ByteSource) => T): T {
   const fd = openSync(file, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -269,10 +275,93 @@ export function readOnnxModelInfo(file: string): OnnxModelInfo {
       }
       return buf;
     };
-    return parseTop({ size, read });
+    return parse({ size, read });
   } finally {
     closeSync(fd);
   }
+}
+
+/** A node of the main graph, as far as `models inspect` needs it: what it computes and from what. */
+export interface GraphNode {
+  readonly opType: string;
+  /** '' (or 'ai.onnx') for the default operator set. */
+  readonly domain: string;
+  readonly inputs: readonly string[];
+  readonly outputs: readonly string[];
+}
+
+/** NodeProto: 1 input, 2 output, 4 op_type, 7 domain; attributes (5), which can hold whole tensors, are skipped unread. */
+function parseNode(c: Cursor): GraphNode {
+  let opType = '';
+  let domain = '';
+  const inputs: string[] = [];
+  const outputs: string[] = [];
+  while (!c.done) {
+    const { field, wire, at } = c.tag();
+    if (field === 1 && wire === WIRE.len) inputs.push(c.string(field));
+    else if (field === 2 && wire === WIRE.len) outputs.push(c.string(field));
+    else if (field === 4 && wire === WIRE.len) opType = c.string(field);
+    else if (field === 7 && wire === WIRE.len) domain = c.string(field);
+    else c.skip(field, wire, at);
+  }
+  return { opType, domain, inputs, outputs };
+}
+
+/** The nodes of ModelProto.graph (7) -> GraphProto.node (1); initializers and every other field are skipped by length. */
+function parseNodes(src: ByteSource): GraphNode[] {
+  const top = new Cursor(src, 0, src.size, 'ModelProto');
+  const nodes: GraphNode[] = [];
+  if (src.size === 0) throw new ProtoError('ModelProto: the file is empty');
+  while (!top.done) {
+    const { field, wire, at } = top.tag();
+    if (field !== 7 || wire !== WIRE.len) {
+      top.skip(field, wire, at);
+      continue;
+    }
+    const g = top.sub(field, 'GraphProto');
+    while (!g.done) {
+      const t = g.tag();
+      if (t.field === 1 && t.wire === WIRE.len) nodes.push(parseNode(g.sub(t.field, 'NodeProto')));
+      else g.skip(t.field, t.wire, t.at);
+    }
+  }
+  return nodes;
+}
+
+/** The main graph's nodes of a serialised ModelProto (not those of subgraphs inside If or Loop). */
+export function parseGraphNodes(bytes: Uint8Array): GraphNode[] {
+  return parseNodes({ size: bytes.length, read: (pos, length) => bytes.subarray(pos, pos + length) });
+}
+
+/**
+ * The main graph's nodes of an ONNX file. Weights are skipped by seeking, so
+ * the cost is a few small reads per node, whatever the size of the model.
+ */
+export function readGraphNodes(file: string): GraphNode[] {
+  return withFile(file, parseNodes);
+}
+
+/** Ops that move or reshape values without changing them: what comes out is still what went in. */
+const PASS_THROUGH = new Set(['Identity', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Transpose', 'Cast']);
+
+/**
+ * For each graph output, the op that computed its values (looking through
+ * reshapes and identities, so `Softmax -> Flatten -> probs` is a Softmax);
+ * absent when the output is a graph input or no node makes it.
+ */
+export function outputOps(nodes: readonly GraphNode[], outputs: readonly string[]): Record<string, string> {
+  const producer = new Map<string, GraphNode>();
+  for (const n of nodes) for (const o of n.outputs) if (o !== '') producer.set(o, n);
+  const result: Record<string, string> = {};
+  for (const name of outputs) {
+    let n = producer.get(name);
+    // Bounded: a malformed graph with a cycle must not hang inspect.
+    for (let hops = 0; n !== undefined && PASS_THROUGH.has(n.opType) && (n.domain === '' || n.domain === 'ai.onnx') && hops < nodes.length; hops++) {
+      n = n.inputs[0] === undefined ? undefined : producer.get(n.inputs[0]);
+    }
+    if (n !== undefined) result[name] = n.domain === '' || n.domain === 'ai.onnx' ? n.opType : `${n.domain}.${n.opType}`;
+  }
+  return result;
 }
 
 export const isProtoError = (e: unknown): boolean => e instanceof ProtoError;

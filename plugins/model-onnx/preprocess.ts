@@ -1,33 +1,19 @@
 import sharp from 'sharp';
-import type { RawImage } from '../../runtime/contract.js';
+import type { InputTransform, RawImage, SourceRect } from '../../runtime/contract.js';
 import type { InputSpec } from './manifest.js';
 
 /** A rectangle in source-image pixels. */
-export interface Rect {
-  readonly x: number;
-  readonly y: number;
-  readonly width: number;
-  readonly height: number;
-}
+export type Rect = SourceRect;
 
 /**
  * Maps model-input pixels back to source-image pixels:
- * `src = origin + (input - pad) / scale`, per axis. Decoders use it to put
- * boxes and regions where they are on the camera image.
+ * `src = origin + (input - pad) / scale`, per axis. It is the model-output
+ * contract's type (runtime/model-output.ts), so the decoders map boxes with
+ * exactly what preprocessing wrote, whichever model plugin ran.
  */
-export interface Transform {
-  readonly originX: number;
-  readonly originY: number;
-  readonly scaleX: number;
-  readonly scaleY: number;
-  readonly padX: number;
-  readonly padY: number;
-  /** The source region this input covers (the ROI or tile), for clipping. */
-  readonly region: Rect;
-}
+export type Transform = InputTransform;
 
-export const toSourceX = (t: Transform, x: number): number => t.originX + (x - t.padX) / t.scaleX;
-export const toSourceY = (t: Transform, y: number): number => t.originY + (y - t.padY) / t.scaleY;
+export { toSourceX, toSourceY } from '../../runtime/contract.js';
 
 /** Pixels at the model's input size, interleaved, in the model's channel count (RGB order for 3 channels). */
 export interface InputPixels {
@@ -69,8 +55,10 @@ export async function toInputPixels(image: RawImage, spec: InputSpec, region?: R
     const s = Math.min(W / r.width, H / r.height);
     const nw = Math.max(1, Math.round(r.width * s));
     const nh = Math.max(1, Math.round(r.height * s));
-    const left = Math.floor((W - nw) / 2);
-    const top = Math.floor((H - nh) / 2);
+    // top-left (PaddleOCR) puts all the padding right and bottom: padX/padY are then 0 and toSourceX/Y need no other case.
+    const centred = spec.resize.anchor === 'center';
+    const left = centred ? Math.floor((W - nw) / 2) : 0;
+    const top = centred ? Math.floor((H - nh) / 2) : 0;
     const pad = spec.resize.pad;
     const bg = { r: pad, g: pad, b: pad, alpha: 1 };
     // Resize and pad are two pipelines: sharp applies extend before resize within one.

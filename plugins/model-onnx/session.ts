@@ -4,6 +4,7 @@ import * as ort from 'onnxruntime-node';
 import type { Tensor } from '../../runtime/contract.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import type { ModelManifest, ModelPackage } from './manifest.js';
+import { openWorkerSession } from './session-worker.js';
 
 /** The graph's own view of a tensor: dims are numbers, or a name / -1 for a dynamic axis. */
 export interface GraphTensor {
@@ -22,6 +23,15 @@ export interface SessionOptions {
   readonly interOpThreads: number;
   /** Idle threads spin for the next run; off, they sleep and leave the core to the PLC link and whatever else runs on the station. */
   readonly threadSpinning: boolean;
+  /**
+   * Where runs execute. 'worker': on threads of their own, so the event loop (PLC
+   * link, sinks, API) answers while a model runs, and a second part's decode overlaps
+   * this part's inference. 'main' (the default here; the station's model step asks for
+   * 'worker'): on the event loop, as onnxruntime-node does by itself.
+   */
+  readonly thread?: 'worker' | 'main';
+  /** Sessions side by side ('worker' only), each on its own thread; default 1. */
+  readonly sessions?: number;
 }
 
 /** One ORT session behind a narrow, ort-free interface: the rest of linegate never sees ort types. */
@@ -70,17 +80,25 @@ export async function openSession(pkg: ModelPackage, options: SessionOptions): P
     throw new LinegateError('LG_ERR_MODEL_FILE', [onnxFile, messageOf(e)], { cause: e });
   }
   if (actual !== manifest.sha256) throw new LinegateError('LG_ERR_MODEL_HASH', [onnxFile, actual, manifest.sha256]);
+  const ortOptions = {
+    intraOpNumThreads: options.intraOpThreads,
+    interOpNumThreads: options.interOpThreads,
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    // A part arrives every few tens of ms: spinning threads in between would take the core the PLC
+    // link and the PLC's own server need (on 2 cores, a p99 of trigger -> ResultValid twice as long).
+    extra: { session: { intra_op: { allow_spinning: options.threadSpinning ? '1' : '0' }, inter_op: { allow_spinning: options.threadSpinning ? '1' : '0' } } },
+  } satisfies ort.InferenceSession.SessionOptions;
+  if (options.thread === 'worker') {
+    try {
+      return await openWorkerSession({ onnxFile, inputName: manifest.input.name, ortOptions, sessions: options.sessions ?? 1 });
+    } catch (e) {
+      throw new LinegateError('LG_ERR_MODEL_LOAD', [onnxFile, messageOf(e)], { cause: e });
+    }
+  }
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(onnxFile, {
-      intraOpNumThreads: options.intraOpThreads,
-      interOpNumThreads: options.interOpThreads,
-      graphOptimizationLevel: 'all',
-      executionMode: 'sequential',
-      // A part arrives every few tens of ms: spinning threads in between would take the core the PLC
-      // link and the PLC's own server need (on 2 cores, a p99 of trigger -> ResultValid twice as long).
-      extra: { session: { intra_op: { allow_spinning: options.threadSpinning ? '1' : '0' }, inter_op: { allow_spinning: options.threadSpinning ? '1' : '0' } } },
-    });
+    session = await ort.InferenceSession.create(onnxFile, ortOptions);
   } catch (e) {
     throw new LinegateError('LG_ERR_MODEL_LOAD', [onnxFile, messageOf(e)], { cause: e });
   }

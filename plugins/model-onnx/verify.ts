@@ -1,7 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
-import { ModelManifest } from './manifest.js';
+import type { ModelDescription } from '../../runtime/contract.js';
+import { ModelManifest, loadModelPackage } from './manifest.js';
 import { checkGraph, readGraph, sha256File } from './session.js';
 
 /**
@@ -52,4 +53,10 @@ async function isFolder(dir: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The package's identity, preprocessing, decoding and thresholds, as model.json states them (no hashing: `verify` checks the file). */
+export async function describePackage(dir: string): Promise<ModelDescription> {
+  const { manifest: m } = await loadModelPackage(dir);
+  return { name: m.name, version: m.version, sha256: m.sha256, task: m.task, thresholds: m.thresholds, preprocessing: m.input, decode: m.decode };
 }

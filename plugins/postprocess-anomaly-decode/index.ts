@@ -1,14 +1,13 @@
 import { z } from 'zod';
-import { definePlugin } from '../../runtime/contract.js';
+import { definePlugin, modelOutputCaps, tensorOf } from '../../runtime/contract.js';
 import { InstanceState } from '../lib/instance.js';
 import type { Defect } from '../../runtime/result.js';
-import { decoderRun } from '../model-onnx/decoder.js';
-import { outputOf } from '../model-onnx/meta.js';
-import { dedupeRegions, mapRegions, type ScoredRegion } from '../model-onnx/regions.js';
+import { decoderRun } from '../lib/decoder.js';
+import { dedupeRegions, mapRegions, type ScoredRegion } from '../lib/map-regions.js';
 
 const Config = z
   .object({
-    minAreaPx: z.number().int().min(1).optional().describe("anomalous blobs smaller than this (model-input pixels) are ignored; default: the model manifest's"),
+    minAreaPx: z.number().int().min(1).optional().describe("anomalous blobs smaller than this (model-input pixels) are ignored; default: the model's decode spec"),
   })
   .strict();
 
@@ -24,17 +23,16 @@ export const anomalyDecode = definePlugin({
     kind: 'postprocess',
     description: 'Decodes anomaly models (anomalib contract): image score plus thresholded anomaly-map regions in source pixels.',
     config: Config,
-    accepts: [{ type: 'model/output', params: { task: 'anomaly' } }],
+    accepts: [modelOutputCaps('anomaly', 'anomaly')],
     produces: [{ type: 'findings' }],
   },
   async init(config, ctx) {
     const state = new InstanceState(ctx.step, 'core/anomaly-decode@1');
     return {
       close: () => state.close(),
-      run: state.guard(decoderRun('anomaly', (part, meta, spec, ctx) => {
-        const { manifest } = meta;
-        const label = manifest.labels[0]!;
-        const scoreT = outputOf(part, spec.score);
+      run: state.guard(decoderRun('anomaly', (model, spec, ctx) => {
+        const label = model.labels[0]!;
+        const scoreT = tensorOf(model, spec.score);
         const items = scoreT.dims[0] ?? 1;
         let imageScore = 0;
         for (let b = 0; b < items; b++) imageScore = Math.max(imageScore, Number(scoreT.data[b]));
@@ -43,14 +41,14 @@ export const anomalyDecode = definePlugin({
         if (imageScore >= spec.threshold) {
           const regions: ScoredRegion[] = [];
           if (spec.map !== undefined) {
-            const map = outputOf(part, spec.map);
+            const map = tensorOf(model, spec.map);
             const [H, W] = map.dims.slice(-2) as [number, number];
             const plane = H * W;
-            const mask = spec.mask === undefined ? undefined : part.outputs?.[spec.mask];
+            const mask = spec.mask === undefined ? undefined : model.tensors[spec.mask];
             for (let b = 0; b < items; b++) {
               const m = (map.data as Float32Array).subarray(b * plane, (b + 1) * plane);
               const k = mask === undefined ? undefined : (mask.data as Uint8Array).subarray(b * plane, (b + 1) * plane);
-              regions.push(...mapRegions(m, k, W, H, spec.threshold, meta.transforms[b]!, config.minAreaPx ?? spec.minAreaPx, ctx.calibration?.mmPerPixel));
+              regions.push(...mapRegions(m, k, W, H, spec.threshold, model.transforms[b]!, config.minAreaPx ?? spec.minAreaPx, ctx.calibration?.mmPerPixel));
             }
           }
           const kept = dedupeRegions(regions, items);

@@ -1,10 +1,9 @@
 import { z } from 'zod';
-import { definePlugin } from '../../runtime/contract.js';
+import { definePlugin, modelOutputCaps, tensorOf } from '../../runtime/contract.js';
 import { InstanceState } from '../lib/instance.js';
 import type { Defect } from '../../runtime/result.js';
 import { activate } from '../lib/activation.js';
-import { decoderRun } from '../model-onnx/decoder.js';
-import { outputOf } from '../model-onnx/meta.js';
+import { decoderRun } from '../lib/decoder.js';
 
 const Config = z.object({}).strict();
 
@@ -20,21 +19,20 @@ export const classifyDecode = definePlugin({
     kind: 'postprocess',
     description: 'Decodes a classification output (softmax, sigmoid or probabilities) into defect scores per label.',
     config: Config,
-    accepts: [{ type: 'model/output', params: { task: 'classification' } }],
+    accepts: [modelOutputCaps('classification', 'classification')],
     produces: [{ type: 'findings' }],
   },
   async init(_config, ctx) {
     const state = new InstanceState(ctx.step, 'core/classify-decode@1');
     return {
       close: () => state.close(),
-      run: state.guard(decoderRun('classification', (part, meta, spec) => {
-        const { manifest } = meta;
-        const out = outputOf(part, spec.output);
-        const nc = manifest.labels.length;
+      run: state.guard(decoderRun('classification', (model, spec) => {
+        const out = tensorOf(model, spec.output);
+        const nc = model.labels.length;
         const items = out.data.length / nc;
         if (!Number.isInteger(items) || out.dims.at(-1) !== nc) throw new Error(`output ${spec.output} [${out.dims.join(',')}] does not end in ${nc} classes`);
         const data = out.data as Float32Array;
-        const good = new Set(spec.goodLabels.map((l) => manifest.labels.indexOf(l)));
+        const good = new Set(spec.goodLabels.map((l) => model.labels.indexOf(l)));
         const probs = new Float64Array(nc);
         const best = new Float64Array(nc);
         let worst = { defect: -1, item: 0 };
@@ -47,12 +45,12 @@ export const classifyDecode = definePlugin({
           }
           if (1 - pGood > worst.defect) worst = { defect: 1 - pGood, item: n };
         }
-        const tile = items > 1 ? meta.transforms[worst.item]?.region : undefined;
+        const tile = items > 1 ? model.transforms[worst.item]?.region : undefined;
         const defects: Defect[] = [];
         const scores: Record<string, number> = { defect: clamp01(worst.defect) };
         for (let c = 0; c < nc; c++) {
           if (good.has(c)) continue;
-          const label = manifest.labels[c]!;
+          const label = model.labels[c]!;
           scores[label] = clamp01(best[c]!);
           defects.push({ label, score: clamp01(best[c]!), ...(tile === undefined ? {} : { box: { x: tile.x, y: tile.y, w: tile.width, h: tile.height } }) });
         }

@@ -1,15 +1,14 @@
 import { z } from 'zod';
-import { definePlugin } from '../../runtime/contract.js';
+import { definePlugin, modelOutputCaps, tensorOf } from '../../runtime/contract.js';
 import { InstanceState } from '../lib/instance.js';
 import type { Defect } from '../../runtime/result.js';
 import { activate } from '../lib/activation.js';
-import { decoderRun } from '../model-onnx/decoder.js';
-import { outputOf } from '../model-onnx/meta.js';
-import { dedupeRegions, mapRegions } from '../model-onnx/regions.js';
+import { decoderRun } from '../lib/decoder.js';
+import { dedupeRegions, mapRegions } from '../lib/map-regions.js';
 
 const Config = z
   .object({
-    minAreaPx: z.number().int().min(1).optional().describe("blobs smaller than this (model-input pixels) are noise; default: the model manifest's"),
+    minAreaPx: z.number().int().min(1).optional().describe("blobs smaller than this (model-input pixels) are noise; default: the model's decode spec"),
     threshold: z.number().min(0).max(1).default(0.5).describe('per-pixel probability for a pixel to belong to a class (sigmoid outputs)'),
   })
   .strict();
@@ -25,22 +24,21 @@ export const segmentDecode = definePlugin({
     kind: 'postprocess',
     description: 'Decodes segmentation masks into defect regions (connected components with area in px and mm², and a bounding box).',
     config: Config,
-    accepts: [{ type: 'model/output', params: { task: 'segmentation' } }],
+    accepts: [modelOutputCaps('segmentation', 'segmentation')],
     produces: [{ type: 'findings' }],
   },
   async init(config, ctx) {
     const state = new InstanceState(ctx.step, 'core/segment-decode@1');
     return {
       close: () => state.close(),
-      run: state.guard(decoderRun('segmentation', (part, meta, spec, ctx) => {
-        const { manifest } = meta;
-        const out = outputOf(part, spec.output);
+      run: state.guard(decoderRun('segmentation', (model, spec, ctx) => {
+        const out = tensorOf(model, spec.output);
         const [items, channels, H, W] = out.dims as [number, number, number, number];
-        const nc = manifest.labels.length;
+        const nc = model.labels.length;
         if (out.dims.length !== 4 || (channels !== nc && !(channels === 1 && nc === 1))) throw new Error(`output [${out.dims.join(',')}] is not (N, ${nc}, H, W)`);
         const data = out.data as Float32Array;
         const plane = H * W;
-        const background = spec.backgroundLabel === undefined ? -1 : manifest.labels.indexOf(spec.backgroundLabel);
+        const background = spec.backgroundLabel === undefined ? -1 : model.labels.indexOf(spec.backgroundLabel);
         const probs = new Float64Array(channels);
         const found: { label: string; regions: ReturnType<typeof mapRegions> }[][] = [];
         for (let b = 0; b < items; b++) {
@@ -60,7 +58,7 @@ export const segmentDecode = definePlugin({
           }
           found.push(
             maps.flatMap((map, c) =>
-              c === background ? [] : [{ label: manifest.labels[c]!, regions: mapRegions(map, masks[c], W, H, config.threshold, meta.transforms[b]!, config.minAreaPx ?? spec.minAreaPx, ctx.calibration?.mmPerPixel) }],
+              c === background ? [] : [{ label: model.labels[c]!, regions: mapRegions(map, masks[c], W, H, config.threshold, model.transforms[b]!, config.minAreaPx ?? spec.minAreaPx, ctx.calibration?.mmPerPixel) }],
             ),
           );
         }
@@ -68,7 +66,7 @@ export const segmentDecode = definePlugin({
         const scores: Record<string, number> = { defect: 0 };
         for (let c = 0; c < channels; c++) {
           if (c === background) continue;
-          const label = manifest.labels[c]!;
+          const label = model.labels[c]!;
           const all = found.flatMap((perItem) => perItem.filter((f) => f.label === label).flatMap((f) => f.regions));
           for (const r of dedupeRegions(all, items)) {
             defects.push({ label, score: r.score, region: r.region, box: r.region.box });

@@ -1,16 +1,14 @@
 import { z } from 'zod';
-import { definePlugin } from '../../runtime/contract.js';
+import { boxToSource, definePlugin, modelOutputCaps, tensorOf, type InputTransform } from '../../runtime/contract.js';
 import { InstanceState } from '../lib/instance.js';
 import type { Defect } from '../../runtime/result.js';
 import { nms, type Scored } from '../lib/nms.js';
-import { decoderRun } from '../model-onnx/decoder.js';
-import { boxToSource, outputOf } from '../model-onnx/meta.js';
-import type { Transform } from '../model-onnx/preprocess.js';
+import { decoderRun } from '../lib/decoder.js';
 
 const Config = z
   .object({
-    scoreThreshold: z.number().min(0).max(1).optional().describe("candidates below are dropped; default: the model manifest's"),
-    iouThreshold: z.number().min(0).max(1).optional().describe("class-wise NMS overlap; default: the model manifest's"),
+    scoreThreshold: z.number().min(0).max(1).optional().describe("candidates below are dropped; default: the model's decode spec"),
+    iouThreshold: z.number().min(0).max(1).optional().describe("class-wise NMS overlap; default: the model's decode spec"),
     maxDetections: z.number().int().min(1).max(10_000).optional(),
   })
   .strict();
@@ -31,7 +29,7 @@ export function decodeYolo(
   dims: readonly number[],
   format: 'xywh-scores' | 'end2end',
   nc: number,
-  transforms: readonly Transform[],
+  transforms: readonly InputTransform[],
   opts: { scoreThreshold: number; iouThreshold: number; maxDetections: number },
 ): { cls: number; score: number; box: { x: number; y: number; w: number; h: number } }[] {
   const items = dims[0]!;
@@ -89,22 +87,21 @@ export const yoloDecode = definePlugin({
     kind: 'postprocess',
     description: 'Decodes YOLOv8/v11 detection outputs (raw with NMS, or end-to-end) into labelled boxes in source-image pixels.',
     config: Config,
-    accepts: [{ type: 'model/output', params: { task: 'detection' } }],
+    accepts: [modelOutputCaps('detection', 'yolo')],
     produces: [{ type: 'findings' }],
   },
   async init(config, ctx) {
     const state = new InstanceState(ctx.step, 'core/yolo-decode@1');
     return {
       close: () => state.close(),
-      run: state.guard(decoderRun('yolo', (part, meta, spec) => {
-        const { manifest } = meta;
-        const out = outputOf(part, spec.output);
-        const dets = decodeYolo(out.data as Float32Array, out.dims, spec.format, manifest.labels.length, meta.transforms, {
+      run: state.guard(decoderRun('yolo', (model, spec) => {
+        const out = tensorOf(model, spec.output);
+        const dets = decodeYolo(out.data as Float32Array, out.dims, spec.format, model.labels.length, model.transforms, {
           scoreThreshold: config.scoreThreshold ?? spec.scoreThreshold,
           iouThreshold: config.iouThreshold ?? spec.iouThreshold,
           maxDetections: config.maxDetections ?? spec.maxDetections,
         });
-        const defects: Defect[] = dets.map((d) => ({ label: manifest.labels[d.cls]!, score: d.score, box: d.box }));
+        const defects: Defect[] = dets.map((d) => ({ label: model.labels[d.cls]!, score: d.score, box: d.box }));
         const scores: Record<string, number> = { defect: 0 };
         for (const d of defects) {
           scores[d.label] = Math.max(scores[d.label] ?? 0, d.score);

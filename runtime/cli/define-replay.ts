@@ -8,7 +8,7 @@ export function addReplayCommands(add: (name: string, defaultLevel?: string) => 
   const impl = (): Promise<typeof import('./replay.js')> => import('./replay.js');
 
   add('replay', 'warn')
-    .description("replay a labelled folder (one sub-folder per class) through the station's own pipeline, its PLC and queue sinks off; metrics as JSON")
+    .description("replay a labelled folder (one sub-folder per class) through the station's own pipeline, its PLC and queue sinks off; metrics as JSON, with the model, calibration and thresholds it judged with")
     .argument('<station>', 'station file')
     .argument('<dir>', 'labelled folder: <dir>/<class>/<image>; good, ok, pass (and --good names) are good parts')
     .option('--good <name>', 'a class folder that holds good parts (repeatable)', collect, [])
@@ -17,7 +17,7 @@ export function addReplayCommands(add: (name: string, defaultLevel?: string) => 
     .action(async (station: string, dir: string, o: ReplayCommon & { json?: string; html?: string }) => exit(await (await impl()).replayCommand(station, dir, o, ctx)));
 
   add('compare', 'warn')
-    .description('run two models through the same station on the same labelled images: metric differences, the images whose verdicts differ, and an optional promotion gate (exit 3 when it fails)')
+    .description("run two models through the same station on the same labelled images, each at its own thresholds (the station's calibration only for the model it was made for): metric differences, the images whose verdicts differ, and an optional promotion gate (exit 3 when it fails)")
     .argument('<station>', 'station file (its one core/onnx-model@1 step gets each model in turn)')
     .argument('<dir>', 'labelled folder')
     .requiredOption('--model <package>', 'model package folder: give it twice, the current model (A) first, the candidate (B) second', collect, [])
@@ -27,7 +27,7 @@ export function addReplayCommands(add: (name: string, defaultLevel?: string) => 
     .action(async (station: string, dir: string, o: ReplayCommon & { model: string[]; gate?: string; json?: string }) => exit(await (await impl()).compareCommand(station, dir, o, ctx)));
 
   add('calibrate', 'warn')
-    .description("choose each label's threshold on a labelled folder to meet a target, with bootstrap confidence intervals, and write the station's calibration file")
+    .description("choose each label's threshold on a labelled folder to meet a target, with exact (Clopper-Pearson) and bootstrap intervals, and write the station's calibration file, bound to the model's sha256")
     .argument('<station>', 'station file')
     .argument('<dir>', 'labelled folder')
     .requiredOption('--target <target>', 'escape=0 (no escapes, lowest overkill), escape<=R, or overkill<=R (fewest escapes within it)')

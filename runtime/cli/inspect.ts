@@ -37,7 +37,7 @@ export async function inspectCommand(file: string, opts: InspectOptions, ctx: Co
     throw new LinegateError('LG_ERR_CLI_USAGE', [`cannot write the draft to ${out}: ${e instanceof Error ? e.message : String(e)}`], { cause: e });
   }
   if (opts.json === true) {
-    ctx.io.stdout.write(`${JSON.stringify({ inspection, draft: { file: out, recognisedAs: draft.recognisedAs, manifest: draft.manifest, review: draft.review } }, null, 2)}\n`);
+    ctx.io.stdout.write(`${JSON.stringify({ inspection, draft: { file: out, recognisedAs: draft.recognisedAs, manifest: draft.manifest, assumptions: draft.assumptions, review: draft.review } }, null, 2)}\n`);
   } else {
     ctx.io.stdout.write(formatInspection(inspection, { draft, out }));
     log.warn({ draft: out, review: draft.review }, `${out} is a DRAFT; review before use: ${draft.review.join('; ')}`);

@@ -1,13 +1,14 @@
 import type { z } from 'zod';
 import { STAGE_KINDS, type Calibration, type Caps, type PluginKind, type PluginModule, type StageKind } from '../contract.js';
-import { loadCalibration } from '../config/calibration.js';
+import { calibrationPath, loadCalibration } from '../config/calibration.js';
 import { LinegateError, LinegateErrors } from '../errors.js';
 import { deepFreeze } from '../config/freeze.js';
 import { loadDataFile, stationRoot } from '../config/load.js';
-import { StationFile, type StationSettings, type StepSpec, type SinkSpec } from '../config/station-schema.js';
+import { StationFile, calibrationSetting, type StationSettings, type StepSpec, type SinkSpec } from '../config/station-schema.js';
 import { loadExternalPlugins } from '../registry/load-external.js';
 import type { Registry } from '../registry/registry.js';
 import { formatCaps, negotiate } from './caps.js';
+import { bindCalibration, describeModels, type CalibrationUse, type PlannedModel } from './models.js';
 
 export interface PlannedStep {
   readonly name: string;
@@ -26,6 +27,10 @@ export interface Plan {
   readonly root: string;
   readonly settings: StationSettings;
   readonly calibration?: Calibration;
+  /** How the calibration relates to the model the station runs (present when the station has a calibration file). */
+  readonly calibrationUse?: CalibrationUse;
+  /** The model each model step names, when its plugin can say (`describeModel`) and the package reads. */
+  readonly models?: readonly PlannedModel[];
   readonly source: PlannedStep;
   readonly stages: readonly PlannedStep[];
   readonly sinks: readonly PlannedStep[];
@@ -37,8 +42,16 @@ export async function compileStationFile(file: string, builtins: Registry): Prom
   return compileStationData(loaded.data, loaded.file, builtins);
 }
 
+export interface CompileOptions {
+  /**
+   * station: apply the calibration as the station file says (refuse one made for another model unless it allows it);
+   * own-model: leave out a calibration made for another model, so the model is judged at its own thresholds (compare).
+   */
+  readonly calibration?: 'station' | 'own-model';
+}
+
 /** The same from data already read (replay swaps the source before compiling); `file` anchors relative paths. */
-export async function compileStationData(data: unknown, file: string, builtins: Registry): Promise<Plan> {
+export async function compileStationData(data: unknown, file: string, builtins: Registry, o: CompileOptions = {}): Promise<Plan> {
   const loaded = { data, file };
   const registry = builtins.clone();
   const shape = StationFile.safeParse(loaded.data);
@@ -46,8 +59,16 @@ export async function compileStationData(data: unknown, file: string, builtins: 
     await loadExternalPlugins(shape.data.plugins, loaded.file, stationRoot(loaded.file, shape.data.station.root), registry);
   }
   const plan = compileStation(loaded.data, loaded.file, registry);
-  const calibration = await loadCalibration(plan.root, plan.settings.id, plan.settings.calibration);
-  return calibration === undefined ? plan : Object.freeze({ ...plan, calibration });
+  const setting = calibrationSetting(plan.settings);
+  const calibration = await loadCalibration(plan.root, plan.settings.id, setting.file);
+  const models = Object.freeze(await describeModels(plan));
+  if (calibration === undefined) return Object.freeze({ ...plan, models });
+  const use = bindCalibration(calibration, calibrationPath(plan.root, plan.settings.id, setting.file), models, {
+    allowMismatch: setting.allowModelMismatch,
+    skipMismatch: o.calibration === 'own-model',
+  });
+  const calibrationUse = deepFreeze(use);
+  return Object.freeze(use.status === 'skipped' ? { ...plan, models, calibrationUse } : { ...plan, models, calibration, calibrationUse });
 }
 
 const issuePath = (base: string, path: readonly PropertyKey[]): string =>
@@ -250,5 +271,15 @@ export function describePlan(plan: Plan): Record<string, unknown> {
     ...(s.plugin.manifest.produces ? { produces: formatCaps(s.plugin.manifest.produces) } : {}),
     config: s.config,
   });
-  return { file: plan.file, root: plan.root, station: plan.settings, source: step(plan.source), stages: plan.stages.map(step), sinks: plan.sinks.map(step) };
+  const models = (plan.models ?? []).map((m) => ({ step: m.step, name: m.model.name, version: m.model.version, sha256: m.model.sha256 }));
+  return {
+    file: plan.file,
+    root: plan.root,
+    station: plan.settings,
+    ...(models.length === 0 ? {} : { models }),
+    ...(plan.calibrationUse === undefined ? {} : { calibration: plan.calibrationUse }),
+    source: step(plan.source),
+    stages: plan.stages.map(step),
+    sinks: plan.sinks.map(step),
+  };
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { Calibration as CalibrationType } from '../contract.js';
 import { LinegateError } from '../errors.js';
+import { ModelRef } from '../result.js';
 import { deepFreeze } from './freeze.js';
 import { loadDataFile } from './load.js';
 
@@ -14,11 +15,22 @@ export const Calibration = z
     mmPerPixel: z.number().positive().optional(),
     thresholds: z.record(z.string(), z.number().min(0).max(1)).default({}),
     provenance: z
-      .object({ date: z.string().min(1), method: z.string().min(1) })
+      .object({
+        date: z.string().min(1),
+        method: z.string().min(1),
+        model: ModelRef.nullable()
+          .optional()
+          .describe('the model the thresholds were chosen for; a station running another sha256 is refused unless it sets calibration.allowModelMismatch'),
+      })
       .catchall(z.unknown())
       .describe('who or what set these values, when, how, and on which data'),
   })
   .strict();
+
+/** Where the station's calibration file is (or would be): the file it names, else calibration/<station id>.json under the root. */
+export function calibrationPath(root: string, stationId: string, file: string | undefined): string {
+  return file === undefined ? path.join(root, 'calibration', `${stationId}.json`) : path.resolve(root, file);
+}
 
 /**
  * Loads the station's calibration: the file the station names, or
@@ -26,7 +38,7 @@ export const Calibration = z
  * without calibration runs on its own rule values.
  */
 export async function loadCalibration(root: string, stationId: string, file: string | undefined): Promise<CalibrationType | undefined> {
-  const target = file === undefined ? path.join(root, 'calibration', `${stationId}.json`) : path.resolve(root, file);
+  const target = calibrationPath(root, stationId, file);
   if (file === undefined) {
     try {
       await access(target);

@@ -27,12 +27,37 @@ export type SinkSpec = z.infer<typeof SinkSpec>;
 export const DropPolicy = z.enum(['block', 'drop-oldest', 'drop-newest']);
 export type DropPolicy = z.infer<typeof DropPolicy>;
 
+/** The station's calibration: its file, or the file and whether one made for another model may be applied. */
+export const CalibrationSetting = z
+  .union([
+    z.string().describe('calibration file'),
+    z
+      .object({
+        file: z.string().optional().describe('calibration file; default: calibration/<id>.json under the root, when it exists'),
+        allowModelMismatch: z
+          .boolean()
+          .default(false)
+          .describe("apply a calibration whose provenance names another model's sha256 (a deliberate trial): logged at start and marked in every result; otherwise the station is refused"),
+      })
+      .strict(),
+  ])
+  .describe('calibration file (default: calibration/<id>.json under the root, when it exists), or { file, allowModelMismatch }');
+export type CalibrationSetting = z.infer<typeof CalibrationSetting>;
+
+/** The calibration setting in one shape, whichever the station file wrote. */
+export function calibrationSetting(settings: { readonly calibration?: CalibrationSetting | undefined }): { readonly file?: string; readonly allowModelMismatch: boolean } {
+  const c = settings.calibration;
+  if (c === undefined) return { allowModelMismatch: false };
+  if (typeof c === 'string') return { file: c, allowModelMismatch: false };
+  return c.file === undefined ? { allowModelMismatch: c.allowModelMismatch } : { file: c.file, allowModelMismatch: c.allowModelMismatch };
+}
+
 export const StationSettings = z
   .object({
     id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
     name: z.string().optional(),
     line: z.string().optional(),
-    calibration: z.string().optional().describe('calibration file; default: calibration/<id>.json under the root, when it exists'),
+    calibration: CalibrationSetting.optional(),
     root: z.string().optional().describe('folder that relative paths resolve against; default: the parent of stations/, or the file\'s folder'),
     cycleBudgetMs: z.number().int().min(1).max(600_000).default(1000).describe('time from frame arrival to verdict before the part becomes an error'),
     maxInFlight: z.number().int().min(1).max(64).default(1).describe('parts inspected at once'),

@@ -3,6 +3,7 @@ import type { Frame, Part } from '../contract.js';
 import { LinegateError, rejectCodeOf } from '../errors.js';
 import { RESULT_SCHEMA_VERSION, type InspectionResult } from '../result.js';
 import type { Plan } from '../compile/compile.js';
+import { resultCalibration } from '../compile/models.js';
 
 /** How a part's inspection ended: the part as far as it got, and the error that stopped it, if any. */
 export interface Outcome {
@@ -38,6 +39,7 @@ export function buildResult(plan: Plan, frame: Frame, outcome: Outcome, totalMs:
       ...(encoded?.format === undefined ? {} : { format: encoded.format }),
     },
     model: part?.model ?? null,
+    ...(plan.calibrationUse === undefined || plan.calibrationUse.status === 'skipped' ? {} : { calibration: resultCalibration(plan.calibrationUse, plan.root) }),
     scores: { ...part?.findings?.scores },
     timings: { totalMs: round3(totalMs), stages: Object.fromEntries(Object.entries(outcome.stageMs).map(([k, v]) => [k, round3(v)])) },
     delivery: {},

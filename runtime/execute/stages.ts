@@ -12,7 +12,7 @@ import type { Slot } from './slots.js';
 const SLOT: Record<string, keyof Part | undefined> = {
   'image/raw': 'image',
   tensor: 'tensors',
-  'model/output': 'outputs',
+  'model/output': 'modelOutput',
   findings: 'findings',
   decision: 'decision',
 };

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { Calibration } from '../config/calibration.js';
 import { LinegateError, messageOf } from '../errors.js';
 import { labelScore, type InspectionResult } from '../result.js';
-import { percentile } from './metrics.js';
+import { clopperPearson, seededRandom } from './intervals.js';
+import { GOOD_NAMES, goodBy, percentile, type IsGood } from './metrics.js';
 
 /*
  * Thresholds per label from a labelled replay: zero (or at most R) escapes at
@@ -49,17 +50,22 @@ export function chooseThreshold(positives: readonly number[], negatives: readonl
 
 export interface ScoredImage {
   readonly file: string;
+  /** `good` for a good part (whatever its folder is called), else its class. */
   readonly truth: string;
   /** Per label: the score the decision judged that label by. */
   readonly scores: Readonly<Record<string, number>>;
 }
 
-export function scoredImages(results: readonly InspectionResult[], truthOf: ReadonlyMap<string, string>, labels: readonly string[]): ScoredImage[] {
+export function scoredImages(results: readonly InspectionResult[], truthOf: ReadonlyMap<string, string>, labels: readonly string[], isGood: IsGood = goodBy(GOOD_NAMES)): ScoredImage[] {
+  const truth = (file: string): string => {
+    const t = truthOf.get(file) ?? 'good';
+    return isGood(t) ? 'good' : t;
+  };
   return results
     .filter((r) => r.verdict !== 'error')
     .map((r) => ({
       file: r.partId,
-      truth: truthOf.get(r.partId) ?? 'good',
+      truth: truth(r.partId),
       scores: Object.fromEntries(labels.map((l) => [l, labelScore(r, l)])),
     }));
 }
@@ -87,22 +93,16 @@ export interface CalibrationResult {
   readonly thresholds: Readonly<Record<string, { value: number; ci95: [number, number]; positives: number; negatives: number }>>;
   readonly escapeRate: number | null;
   readonly overkillRate: number | null;
+  /** Percentile bootstrap of the rates at the chosen thresholds: [0, 0] when the set has no miss, however small it is. */
   readonly ci95: { readonly escapeRate: [number, number] | null; readonly overkillRate: [number, number] | null };
+  /** Exact (Clopper-Pearson) 95 % intervals of the same rates, with their counts: the ones to quote (0 of 226 escapes: [0, 1.62 %]). */
+  readonly exact95: {
+    readonly escapeRate: { readonly k: number; readonly n: number; readonly interval: [number, number] } | null;
+    readonly overkillRate: { readonly k: number; readonly n: number; readonly interval: [number, number] } | null;
+  };
   /** With no escape among n defective images, the true escape rate is still below 3/n at 95 % (the rule of three). */
   readonly escapeUpper95: number | null;
   readonly bootstrap: number;
-}
-
-/** A seeded generator (mulberry32): the same set and seed give the same intervals. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ci = (xs: number[]): [number, number] => [percentile(xs, 2.5), percentile(xs, 97.5)];
@@ -118,7 +118,7 @@ export function calibrate(images: readonly ScoredImage[], labels: readonly strin
     );
   const chosen = choose(images);
   const B = o.bootstrap ?? 1000;
-  const next = random(o.seed ?? 1);
+  const next = seededRandom(o.seed ?? 1);
   const boot: Record<string, number>[] = [];
   const escapes: number[] = [];
   const overkills: number[] = [];
@@ -142,6 +142,8 @@ export function calibrate(images: readonly ScoredImage[], labels: readonly strin
   );
   const at = ratesAt(images, chosen);
   const defective = images.filter((i) => i.truth !== 'good').length;
+  const goodParts = images.length - defective;
+  const exact = (k: number, n: number) => (n === 0 ? null : { k, n, interval: clopperPearson(k, n)! });
   return {
     target: target.text,
     images: images.length,
@@ -149,6 +151,7 @@ export function calibrate(images: readonly ScoredImage[], labels: readonly strin
     escapeRate: at.escapeRate,
     overkillRate: at.overkillRate,
     ci95: { escapeRate: escapes.length === 0 ? null : ci(escapes), overkillRate: overkills.length === 0 ? null : ci(overkills) },
+    exact95: { escapeRate: exact(at.escapes, defective), overkillRate: exact(at.overkills, goodParts) },
     escapeUpper95: defective === 0 ? null : at.escapes === 0 ? Math.min(1, 3 / defective) : null,
     bootstrap: B,
   };
@@ -170,7 +173,11 @@ export async function writeCalibration(file: string, station: string, result: Ca
     }
     if (existing.station !== undefined && existing.station !== station) throw new LinegateError('LG_ERR_CALIBRATION_INVALID', [file, `it is for station "${String(existing.station)}", not "${station}"`]);
   }
-  const thresholds = { ...(existing.thresholds as Record<string, number> | undefined), ...Object.fromEntries(Object.entries(result.thresholds).map(([l, t]) => [l, round6(t.value)])) };
+  // Thresholds kept from a calibration of another model would judge this one by that one's scores.
+  const before = (existing.provenance as { model?: { sha256?: unknown } | null } | undefined)?.model?.sha256;
+  const now = (provenance.model as { sha256?: unknown } | null | undefined)?.sha256;
+  const keep = before === undefined || now === undefined || before === now ? (existing.thresholds as Record<string, number> | undefined) : {};
+  const thresholds = { ...keep, ...Object.fromEntries(Object.entries(result.thresholds).map(([l, t]) => [l, round6(t.value)])) };
   const next = {
     ...existing,
     station,

@@ -6,7 +6,7 @@ import type { ReplayReport } from './report.js';
  * verdicts differ, and a promotion gate over the candidate's numbers.
  */
 
-const METRICS = ['accuracy', 'precision', 'recall', 'escapeRate', 'overkillRate', 'auroc', 'errors', 'mAP50', 'latencyP50', 'latencyP99'] as const;
+const METRICS = ['accuracy', 'precision', 'recall', 'escapeRate', 'overkillRate', 'auroc', 'errors', 'mAP50', 'mAP50_95', 'latencyP50', 'latencyP99'] as const;
 type Metric = (typeof METRICS)[number];
 
 export function metricsOf(r: ReplayReport): Record<Metric, number | null> {
@@ -18,15 +18,33 @@ export function metricsOf(r: ReplayReport): Record<Metric, number | null> {
     overkillRate: r.overkillRate,
     auroc: r.auroc,
     errors: r.errors,
+    // Over all detections when replay could collect them (see DetectionStats.mAP50Over).
     mAP50: r.detection?.mAP50 ?? null,
+    mAP50_95: r.detection?.allDetections?.mAP50_95 ?? r.detection?.operatingThreshold.mAP50_95 ?? null,
     latencyP50: r.latencyMs.p50,
     latencyP99: r.latencyMs.p99,
   };
 }
 
+/** Which thresholds a side was judged at: its own calibration, a calibration that names no model, or the model's own (rule or package) thresholds. */
+export interface JudgedAt {
+  readonly kind: 'calibration' | 'unbound-calibration' | 'own-thresholds';
+  /** The calibration file that judged, or that was left out because it was made for another model. */
+  readonly calibration: string | null;
+  readonly text: string;
+}
+
+export interface Side {
+  readonly model: ReplayReport['model'];
+  readonly metrics: Record<Metric, number | null>;
+  readonly confusion: ReplayReport['confusion'];
+  readonly judgedAt: JudgedAt;
+  readonly thresholds: ReplayReport['thresholds'];
+}
+
 export interface Comparison {
-  readonly a: { readonly model: ReplayReport['model']; readonly metrics: Record<Metric, number | null>; readonly confusion: ReplayReport['confusion'] };
-  readonly b: { readonly model: ReplayReport['model']; readonly metrics: Record<Metric, number | null>; readonly confusion: ReplayReport['confusion'] };
+  readonly a: Side;
+  readonly b: Side;
   /** b - a, per metric (null where either is). */
   readonly delta: Record<Metric, number | null>;
   readonly images: number;
@@ -44,7 +62,25 @@ export function compareReports(a: ReplayReport, b: ReplayReport): Comparison {
     if (rb === undefined || rb.verdict === ra.verdict) return [];
     return [{ file: ra.file, truth: ra.truth, a: { verdict: ra.verdict, score: ra.score }, b: { verdict: rb.verdict, score: rb.score } }];
   });
-  return { a: { model: a.model, metrics: ma, confusion: a.confusion }, b: { model: b.model, metrics: mb, confusion: b.confusion }, delta, images: a.images, differing };
+  const side = (r: ReplayReport, m: Record<Metric, number | null>): Side => ({ model: r.model, metrics: m, confusion: r.confusion, judgedAt: judgedAt(r), thresholds: r.thresholds });
+  return { a: side(a, ma), b: side(b, mb), delta, images: a.images, differing };
+}
+
+/** Says which thresholds judged a replay, from its report (replayed with calibration: 'own-model'). */
+export function judgedAt(r: ReplayReport): JudgedAt {
+  const cal = r.calibration;
+  const at = Object.entries(r.thresholds ?? {})
+    .map(([l, t]) => `${l} ${t.value} (${t.from})`)
+    .join(', ');
+  const values = at === '' ? '' : `: ${at}`;
+  const model = r.model === null ? 'the model' : `${r.model.name}@${r.model.version}`;
+  if (cal === null) return { kind: 'own-thresholds', calibration: null, text: `${model} judged at its own thresholds (no calibration)${values}` };
+  const madeFor = cal.madeFor === null ? '' : `${cal.madeFor.name}@${cal.madeFor.version}`;
+  if (cal.status === 'skipped') {
+    return { kind: 'own-thresholds', calibration: cal.file, text: `${model} judged at its own thresholds: the calibration ${cal.file} was made for ${madeFor}${values}` };
+  }
+  if (cal.status === 'bound' || cal.status === 'mismatch') return { kind: 'calibration', calibration: cal.file, text: `${model} judged at its calibration ${cal.file}${values}` };
+  return { kind: 'unbound-calibration', calibration: cal.file, text: `${model} judged at the calibration ${cal.file}, which names no model (calibrate again to bind it)${values}` };
 }
 
 export interface Condition {
@@ -63,7 +99,7 @@ export function parseGate(text: string): Condition[] {
     .map((c) => c.trim())
     .filter((c) => c !== '')
     .map((c) => {
-      const m = /^(?:(a|b|delta)\.)?([A-Za-z0-9]+)\s*(<=|>=|==|<|>)\s*(-?[0-9.]+(?:e-?\d+)?)$/.exec(c);
+      const m = /^(?:(a|b|delta)\.)?([A-Za-z0-9_]+)\s*(<=|>=|==|<|>)\s*(-?[0-9.]+(?:e-?\d+)?)$/.exec(c);
       if (m === null) throw new LinegateError('LG_ERR_REPLAY_GATE', [c, 'write <metric><op><number>, e.g. escapeRate<=0 or delta.recall>=0']);
       const metric = m[2] as Metric;
       if (!METRICS.includes(metric)) throw new LinegateError('LG_ERR_REPLAY_GATE', [c, `unknown metric ${metric}; known: ${METRICS.join(', ')}`]);

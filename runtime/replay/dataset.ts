@@ -1,6 +1,7 @@
 import { access, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { LinegateError } from '../errors.js';
+import { GOOD_NAMES, goodBy } from './metrics.js';
 import { listImages } from '../../plugins/source-folder/index.js';
 
 /*
@@ -10,7 +11,7 @@ import { listImages } from '../../plugins/source-folder/index.js';
  * paths, so every machine replays the same sequence.
  */
 
-export const GOOD_NAMES = ['good', 'ok', 'pass'];
+export { GOOD_NAMES } from './metrics.js';
 export const REPLAY_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp'];
 /** Folders that hold annotations, never images to inspect. */
 const ANNOTATION_DIRS = new Set(['annotations', 'labels', 'masks', 'ground_truth', 'groundtruth']);
@@ -23,8 +24,10 @@ export interface LabelledImage {
   readonly abs: string;
   /** The sub-folder it came from. */
   readonly folder: string;
-  /** `good`, or the defect class (the sub-folder name). */
+  /** The class: the sub-folder's name, kept as it is for good parts too (`ok_front`). */
   readonly truth: string;
+  /** Whether the class holds good parts (good, ok, pass, or a --good name). */
+  readonly good: boolean;
   readonly annotation?: AnnotationRef;
 }
 
@@ -34,7 +37,7 @@ export async function listLabelled(dir: string, good: readonly string[] = []): P
   const root = path.resolve(dir);
   const info = await stat(root).catch(() => undefined);
   if (info === undefined || !info.isDirectory()) throw new LinegateError('LG_ERR_REPLAY_LABELS', [root, 'is not a folder']);
-  const goodSet = new Set([...GOOD_NAMES, ...good].map((g) => g.toLowerCase()));
+  const isGood = goodBy([...GOOD_NAMES, ...good]);
   // folder-source's own listing (byte order, hidden files skipped, links followed), minus annotation folders.
   const files = (await listImages(root, REPLAY_EXTENSIONS, true)).map((e) => e.file).filter((f) => !f.split('/').slice(0, -1).some((d) => ANNOTATION_DIRS.has(d.toLowerCase())));
   // A PNG with the stem of another image beside it is that image's mask (MVTec, Magnetic-tile), not a part.
@@ -48,7 +51,7 @@ export async function listLabelled(dir: string, good: readonly string[] = []): P
     const folder = file.split('/')[0]!;
     const abs = path.join(root, file);
     const annotation = await findAnnotation(abs);
-    out.push({ file, abs, folder, truth: goodSet.has(folder.toLowerCase()) ? 'good' : folder, ...(annotation === undefined ? {} : { annotation }) });
+    out.push({ file, abs, folder, truth: folder, good: isGood(folder), ...(annotation === undefined ? {} : { annotation }) });
   }
   return out;
 }

@@ -1,4 +1,5 @@
-import { esc, isGoodTruth, num } from './html-text.js';
+import { goodBy, type IsGood } from './metrics.js';
+import { esc, num } from './html-text.js';
 import type { ReplayReport, ReplayRow } from './report.js';
 
 /*
@@ -18,7 +19,7 @@ export interface RocPoint {
 }
 
 /** The ROC curve of score vs "is defective", one point per distinct score (ties move diagonally). */
-export function rocPoints(rows: readonly ReplayRow[]): RocPoint[] | null {
+export function rocPoints(rows: readonly ReplayRow[], isGoodTruth: IsGood): RocPoint[] | null {
   const scored = rows.filter((r) => r.verdict !== 'error' && Number.isFinite(r.score));
   const positives = scored.filter((r) => !isGoodTruth(r.truth)).length;
   const negatives = scored.length - positives;
@@ -49,6 +50,41 @@ export function inferThreshold(rows: readonly ReplayRow[]): { readonly above: nu
   return { above: maxPass, atMost: minFail };
 }
 
+/**
+ * The station's thresholds on the score axis, as the decision used them (one line per distinct
+ * value, its labels and source in the tooltip). A report without them (an older one, or a decision
+ * that does not say) gets the range the verdicts imply, marked as inferred.
+ */
+function thresholdMarks(report: ReplayReport, x: (v: number) => number, top: number, height: number, right: number): string[] {
+  const parts: string[] = [];
+  const byValue = new Map<number, { labels: string[]; from: Set<string> }>();
+  for (const [label, t] of Object.entries(report.thresholds ?? {})) {
+    const entry = byValue.get(t.value) ?? { labels: [], from: new Set<string>() };
+    entry.labels.push(label);
+    entry.from.add(t.from);
+    byValue.set(t.value, entry);
+  }
+  if (byValue.size === 0) {
+    const cut = inferThreshold(report.results);
+    if (cut === null) return parts;
+    const x1 = x(Math.max(0, cut.above));
+    const x2 = Math.max(x1 + 1.5, x(Math.min(1, cut.atMost)));
+    parts.push(`<rect class="cut" x="${f(x1)}" y="${top}" width="${f(x2 - x1)}" height="${height}"><title>threshold inferred from the verdicts: in (${num(cut.above)}, ${num(cut.atMost)}]</title></rect>`);
+    const labelLeft = x2 > right - 180;
+    parts.push(`<text class="tick cutlabel" x="${f(labelLeft ? x1 - 6 : x2 + 6)}" y="${top + 14}" text-anchor="${labelLeft ? 'end' : 'start'}">inferred threshold in (${num(cut.above, 2)}, ${num(cut.atMost, 2)}]</text>`);
+    return parts;
+  }
+  [...byValue].sort(([a], [b]) => a - b).forEach(([value, { labels, from }], k) => {
+    const at = x(Math.min(1, Math.max(0, value)));
+    const which = labels.length === 1 ? labels[0]! : `${labels.length} labels`;
+    const text = `threshold ${num(value, 4)} (${[...from].join(', ')})${byValue.size > 1 || labels.length > 1 ? `: ${which}` : ''}`;
+    parts.push(`<line class="thr" x1="${f(at)}" y1="${top}" x2="${f(at)}" y2="${top + height}"><title>${esc(`threshold ${num(value, 4)} (${[...from].join(', ')}): ${labels.join(', ')}`)}</title></line>`);
+    const labelLeft = at > right - 200;
+    parts.push(`<text class="tick cutlabel" x="${f(labelLeft ? at - 6 : at + 6)}" y="${top + 14 + 14 * k}" text-anchor="${labelLeft ? 'end' : 'start'}">${esc(text)}</text>`);
+  });
+  return parts;
+}
+
 /** Drops points closer than ~half a pixel to the last one kept: a 50 000-image replay must not make a megabyte polyline. */
 function visible(points: readonly RocPoint[], step = 0.002): RocPoint[] {
   const out: RocPoint[] = [];
@@ -62,7 +98,7 @@ function visible(points: readonly RocPoint[], step = 0.002): RocPoint[] {
 const f = (v: number): string => (Math.round(v * 100) / 100).toString();
 
 export function rocSvg(report: ReplayReport): string {
-  const points = rocPoints(report.results);
+  const points = rocPoints(report.results, goodBy(report.good));
   if (points === null) return '<p class="note">No ROC curve: it needs both good and defective images.</p>';
   const left = 52;
   const top = 34;
@@ -117,6 +153,7 @@ function binShares(scores: readonly number[]): number[] {
  * the defective bars would vanish); the counts are in each bar's tooltip.
  */
 export function histogramSvg(report: ReplayReport): string {
+  const isGoodTruth = goodBy(report.good);
   const scored = report.results.filter((r) => r.verdict !== 'error' && Number.isFinite(r.score));
   const good = scored.filter((r) => isGoodTruth(r.truth)).map((r) => r.score);
   const bad = scored.filter((r) => !isGoodTruth(r.truth)).map((r) => r.score);
@@ -158,14 +195,7 @@ export function histogramSvg(report: ReplayReport): string {
       );
     });
   });
-  const cut = inferThreshold(report.results);
-  if (cut !== null) {
-    const x1 = x(Math.max(0, cut.above));
-    const x2 = Math.max(x1 + 1.5, x(Math.min(1, cut.atMost)));
-    parts.push(`<rect class="cut" x="${f(x1)}" y="${top}" width="${f(x2 - x1)}" height="${height}"><title>station threshold in (${num(cut.above)}, ${num(cut.atMost)}]</title></rect>`);
-    const labelLeft = x2 > left + width - 180;
-    parts.push(`<text class="tick cutlabel" x="${f(labelLeft ? x1 - 6 : x2 + 6)}" y="${top + 14}" text-anchor="${labelLeft ? 'end' : 'start'}">threshold in (${num(cut.above, 2)}, ${num(cut.atMost, 2)}]</text>`);
-  }
+  parts.push(...thresholdMarks(report, x, top, height, left + width));
   // The legend sits on the title line, so neither the bars nor the threshold label can run into it.
   const legend = series
     .map((s, k) => {

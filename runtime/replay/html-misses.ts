@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { messageOf } from '../errors.js';
-import { esc, isGoodTruth, num } from './html-text.js';
+import { goodBy } from './metrics.js';
+import { esc, num } from './html-text.js';
 import type { ReplayMedia, ReplayReport, ReplayRow, TruthBox } from './report.js';
 
 /** Downscales an encoded image; plain types so runtime/ never sees the image library behind it. */
@@ -25,6 +26,7 @@ export interface Miss {
  * overkills (a good part rejected) from the highest score down.
  */
 export function worstMisses(report: ReplayReport): { escapes: Miss[]; overkills: Miss[] } {
+  const isGoodTruth = goodBy(report.good);
   const byName = (a: ReplayRow, b: ReplayRow): number => (a.file < b.file ? -1 : a.file > b.file ? 1 : 0);
   const escapes = report.results
     .filter((r) => !isGoodTruth(r.truth) && r.verdict === 'pass')
@@ -37,28 +39,69 @@ export function worstMisses(report: ReplayReport): { escapes: Miss[]; overkills:
   return { escapes, overkills };
 }
 
+/** Tiles per page of a gallery: a screenful of thumbnails. */
+export const PAGE_SIZE = 24;
+
+/**
+ * Every escape, then every overkill, each gallery paged by PAGE_SIZE with
+ * radio buttons and CSS (no script: the file must open in a mail client's
+ * viewer too). Each gallery embeds at most `maxPerKind` thumbnails, which
+ * bounds the file (a 360 px JPEG is 10-40 kB); the note says when more were
+ * left to the JSON report. Returns the page-switching CSS with the section.
+ */
 export async function missesSection(
   report: ReplayReport,
   media: ReplayMedia,
-  limit: number,
+  maxPerKind: number,
   thumbnail: () => Promise<ThumbnailFn>,
-): Promise<string> {
+): Promise<{ html: string; css: string }> {
   const { escapes, overkills } = worstMisses(report);
-  const shown = [...escapes, ...overkills].slice(0, Math.max(0, limit));
-  const shownEscapes = shown.filter((m) => m.kind === 'escape').length;
-  const heading = `<h2>Worst misses</h2>
-<p class="note">Showing ${shownEscapes} of ${escapes.length} escapes (lowest score first) and ${shown.length - shownEscapes} of ${overkills.length} overkills (highest score first).
+  const cap = Math.max(0, maxPerKind);
+  const shownEscapes = escapes.slice(0, cap);
+  const shownOverkills = overkills.slice(0, cap);
+  const left = (shown: number, all: number, what: string): string => (shown < all ? ` ${all - shown} more ${what} are in the JSON report's results, not here.` : '');
+  const heading = `<h2>Misses</h2>
+<p class="note">Showing ${shownEscapes.length} of ${escapes.length} escapes (lowest score first) and ${shownOverkills.length} of ${overkills.length} overkills (highest score first), ${PAGE_SIZE} to a page.${left(shownEscapes.length, escapes.length, 'escapes')}${left(shownOverkills.length, overkills.length, 'overkills')}
 Boxes: <span class="key" style="border-color:${PREDICTED_COLOUR}"></span> predicted, <span class="key dashed" style="border-color:${TRUTH_COLOUR}"></span> truth.</p>`;
-  if (escapes.length + overkills.length === 0) return `${heading}\n<p>No escapes and no overkills.</p>`;
-  if (shown.length === 0) return heading;
+  if (escapes.length + overkills.length === 0) return { html: `${heading}\n<p>No escapes and no overkills.</p>`, css: '' };
+  if (shownEscapes.length + shownOverkills.length === 0) return { html: heading, css: '' };
   const make = await thumbnail();
-  const tiles: string[] = [];
-  // One at a time: a 5 MP decode is memory-hungry and the line machine has other work.
-  for (const miss of shown) tiles.push(await tile(miss, media, make));
-  return `${heading}\n<div class="tiles">\n${tiles.join('\n')}\n</div>`;
+  const css: string[] = [];
+  const galleries: string[] = [];
+  for (const [id, title, shown] of [
+    ['esc', 'Escapes', shownEscapes],
+    ['ovk', 'Overkills', shownOverkills],
+  ] as const) {
+    if (shown.length === 0) continue;
+    const tiles: string[] = [];
+    // One at a time: a 5 MP decode is memory-hungry and the line machine has other work.
+    for (const [i, miss] of shown.entries()) tiles.push(await tile(miss, media, make, Math.floor(i / PAGE_SIZE)));
+    const pages = Math.ceil(shown.length / PAGE_SIZE);
+    galleries.push(gallery(id, `${title} (${shown.length})`, tiles, pages));
+    if (pages > 1) css.push(pageCss(id, pages));
+  }
+  return { html: `${heading}\n${galleries.join('\n')}`, css: css.join('\n') };
 }
 
-async function tile(miss: Miss, media: ReplayMedia, make: ThumbnailFn): Promise<string> {
+/** A gallery; with more than one page, a radio button per page (before the tiles, so CSS can select them) and their labels. */
+function gallery(id: string, title: string, tiles: readonly string[], pages: number): string {
+  const head = `<h3 id="${id}">${esc(title)}</h3>`;
+  if (pages <= 1) return `${head}\n<div class="tiles">\n${tiles.join('\n')}\n</div>`;
+  const radios = Array.from({ length: pages }, (_, p) => `<input type="radio" class="pg" name="${id}-page" id="${id}-p${p}"${p === 0 ? ' checked' : ''}>`).join('');
+  const labels = Array.from({ length: pages }, (_, p) => `<label for="${id}-p${p}">${p + 1}</label>`).join('');
+  return `${head}\n<div class="pager">${radios}\n<nav class="pages">page ${labels}</nav>\n<div class="tiles">\n${tiles.join('\n')}\n</div>\n</div>`;
+}
+
+function pageCss(id: string, pages: number): string {
+  const rules: string[] = [];
+  for (let p = 0; p < pages; p++) {
+    rules.push(`#${id}-p${p}:checked ~ .tiles > .p${p} { display: block; }`);
+    rules.push(`#${id}-p${p}:checked ~ .pages label[for="${id}-p${p}"] { background: var(--ink); color: #fff; }`);
+  }
+  return rules.join('\n');
+}
+
+async function tile(miss: Miss, media: ReplayMedia, make: ThumbnailFn, page: number): Promise<string> {
   const { row } = miss;
   const caption = `<figcaption><div class="file" title="${esc(row.file)}">${esc(row.file)}</div>
 <div><span class="tag ${miss.kind}">${miss.kind}</span> truth <b>${esc(row.truth)}</b>, verdict <b>${esc(row.verdict)}</b>, score <b>${num(row.score)}</b></div></figcaption>`;
@@ -75,7 +118,7 @@ ${overlay(row, media.truths.get(row.file) ?? [], size)}
     // A corrupt or vanished image is itself a finding; the report goes on without it, the reason in a tooltip.
     picture = `<div class="pic broken"><span title="${esc(messageOf(e))}">cannot show image</span></div>`;
   }
-  return `<figure class="tile">\n${picture}\n${caption}\n</figure>`;
+  return `<figure class="tile p${page}">\n${picture}\n${caption}\n</figure>`;
 }
 
 function overlay(row: ReplayRow, truths: readonly TruthBox[], size: { readonly width: number; readonly height: number }): string {

@@ -21,6 +21,12 @@ small { color: var(--muted); font-weight: normal; }
 .metric .v { font-size: 22px; font-weight: 600; font-variant-numeric: tabular-nums; }
 .metric.bad .v { color: #c92a2a; }
 .metric.warn .v { color: #b35900; }
+.metric.ok .v { color: #2b8a3e; }
+.metric .ci { color: var(--muted); font-size: 11.5px; font-variant-numeric: tabular-nums; }
+.badtext { color: #c92a2a; font-weight: 600; }
+#judged { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 10px 16px; }
+#judged .facts { margin: 0; }
+h3 { font-size: 15px; margin: 16px 0 6px; }
 .row { display: flex; flex-wrap: wrap; gap: 0 24px; align-items: flex-start; }
 .charts { gap: 24px; align-items: stretch; }
 .row > div { flex: 1 1 360px; min-width: 0; }
@@ -50,6 +56,12 @@ tbody th, thead th:first-child { text-align: left; white-space: nowrap; }
 .chart .op { fill: var(--ink); }
 .chart .cut { fill: rgba(29, 35, 42, .18); stroke: var(--ink); stroke-dasharray: 4 3; stroke-width: 1; }
 .chart .cutlabel { fill: var(--ink); }
+.chart .thr { stroke: var(--ink); stroke-width: 2; stroke-dasharray: 6 3; }
+.pager { position: relative; }
+.pager .pg { position: absolute; opacity: 0; pointer-events: none; }
+.pager .tiles > .tile { display: none; }
+.pages { margin: 4px 0 10px; color: var(--muted); font-size: 13px; }
+.pages label { display: inline-block; min-width: 26px; padding: 1px 6px; margin: 0 2px; border: 1px solid var(--line); border-radius: 4px; text-align: center; cursor: pointer; background: #fff; color: var(--ink); }
 .key { display: inline-block; width: 18px; height: 10px; border: 2px solid; vertical-align: middle; }
 .key.dashed { border-style: dashed; }
 .tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 14px; }

@@ -18,5 +18,7 @@ export function num(value: number | null, digits = 3): string {
   return value === null || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);
 }
 
-/** Replay gives every good part's row the truth `good`, whatever its folder was called (`ok`, `pass`, a --good name). */
-export const isGoodTruth = (truth: string): boolean => truth === 'good';
+/** A range of rates, e.g. "0.0-1.6 %". */
+export function pctRange(range: readonly [number, number] | null, digits = 1): string {
+  return range === null ? 'n/a' : `${(range[0] * 100).toFixed(digits)}-${(range[1] * 100).toFixed(digits)} %`;
+}

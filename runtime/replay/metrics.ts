@@ -1,4 +1,4 @@
-import type { ClassStats, DetectionStats, ReplayRow, SweepRow, TruthBox } from './report.js';
+import type { APStats, ClassAP, ClassStats, OperatingCounts, ReplayRow, SweepRow, TruthBox } from './report.js';
 
 /*
  * The numbers of a replay, each a small pure function so that a test can pin
@@ -14,11 +14,23 @@ export interface Confusion {
   readonly fn: number;
 }
 
-const defective = (r: Pick<ReplayRow, 'truth'>): boolean => r.truth !== 'good';
+/** Folder names that hold good parts unless told more (`--good`); matched without regard to case. */
+export const GOOD_NAMES: readonly string[] = ['good', 'ok', 'pass'];
+
+/** Whether a truth (a class folder's name) is a good part. */
+export type IsGood = (truth: string) => boolean;
+
+export function goodBy(names: readonly string[]): IsGood {
+  const set = new Set(names.map((n) => n.toLowerCase()));
+  return (truth) => set.has(truth.toLowerCase());
+}
+
+const DEFAULT_GOOD = goodBy(GOOD_NAMES);
 const rejected = (r: Pick<ReplayRow, 'verdict'>): boolean => r.verdict !== 'pass';
 const ratio = (a: number, b: number): number | null => (b === 0 ? null : a / b);
 
-export function confusionOf(rows: readonly Pick<ReplayRow, 'truth' | 'verdict'>[]): Confusion {
+export function confusionOf(rows: readonly Pick<ReplayRow, 'truth' | 'verdict'>[], isGood: IsGood = DEFAULT_GOOD): Confusion {
+  const defective = (r: Pick<ReplayRow, 'truth'>): boolean => !isGood(r.truth);
   let tp = 0;
   let fp = 0;
   let tn = 0;
@@ -45,7 +57,8 @@ export function rates(c: Confusion): { accuracy: number | null; precision: numbe
  * (ties count half): the Mann-Whitney form of the area under the ROC curve.
  * Parts that could not be inspected are left out: their score is no model output.
  */
-export function auroc(all: readonly (Pick<ReplayRow, 'truth' | 'score'> & { verdict?: ReplayRow['verdict'] })[]): number | null {
+export function auroc(all: readonly (Pick<ReplayRow, 'truth' | 'score'> & { verdict?: ReplayRow['verdict'] })[], isGood: IsGood = DEFAULT_GOOD): number | null {
+  const defective = (r: Pick<ReplayRow, 'truth'>): boolean => !isGood(r.truth);
   const rows = all.filter((r) => r.verdict !== 'error');
   const pos = rows.filter(defective).length;
   const neg = rows.length - pos;
@@ -66,7 +79,8 @@ export function auroc(all: readonly (Pick<ReplayRow, 'truth' | 'score'> & { verd
  * What the line would do with "reject when score >= t" at each distinct score
  * (plus a threshold above them all). An `error` stays rejected whatever t is.
  */
-export function sweep(rows: readonly Pick<ReplayRow, 'truth' | 'score' | 'verdict'>[]): SweepRow[] {
+export function sweep(rows: readonly Pick<ReplayRow, 'truth' | 'score' | 'verdict'>[], isGood: IsGood = DEFAULT_GOOD): SweepRow[] {
+  const defective = (r: Pick<ReplayRow, 'truth'>): boolean => !isGood(r.truth);
   const scored = rows.filter((r) => r.verdict !== 'error').sort((a, b) => a.score - b.score);
   const errors = rows.filter((r) => r.verdict === 'error');
   const errPos = errors.filter(defective).length;
@@ -95,14 +109,14 @@ export function sweep(rows: readonly Pick<ReplayRow, 'truth' | 'score' | 'verdic
   return out.reverse();
 }
 
-export function perClass(rows: readonly Pick<ReplayRow, 'truth' | 'verdict'>[]): Record<string, ClassStats> {
+export function perClass(rows: readonly Pick<ReplayRow, 'truth' | 'verdict'>[], isGood: IsGood = DEFAULT_GOOD): Record<string, ClassStats> {
   const out: Record<string, ClassStats> = {};
   for (const truth of [...new Set(rows.map((r) => r.truth))].sort()) {
     const mine = rows.filter((r) => r.truth === truth);
     const pass = mine.filter((r) => r.verdict === 'pass').length;
     const fail = mine.filter((r) => r.verdict === 'fail').length;
     const error = mine.length - pass - fail;
-    const correct = truth === 'good' ? pass : fail + error;
+    const correct = isGood(truth) ? pass : fail + error;
     out[truth] = { images: mine.length, pass, fail, error, correct, accuracy: correct / mine.length };
   }
   return out;
@@ -136,37 +150,86 @@ export interface Prediction {
  * class in its image; AP is the area under the precision envelope (all-point
  * interpolation). Classes without truths are left out of the mean.
  */
-export function detection(truths: ReadonlyMap<string, readonly TruthBox[]>, predictions: readonly Prediction[], threshold = 0.5): DetectionStats {
-  const labels = [...new Set([...[...truths.values()].flat().map((t) => t.label), ...predictions.map((p) => p.label)])].sort();
+export function detection(truths: ReadonlyMap<string, readonly TruthBox[]>, predictions: readonly Prediction[], threshold = 0.5): DetectionAt {
   const perClass: Record<string, { ap: number; truths: number; predictions: number }> = {};
-  for (const label of labels) {
-    const gts = new Map<string, { box: TruthBox; used: boolean }[]>();
-    let total = 0;
-    for (const [file, boxes] of truths) {
-      const mine = boxes.filter((b) => b.label === label).map((box) => ({ box, used: false }));
-      gts.set(file, mine);
-      total += mine.length;
-    }
-    const preds = predictions.filter((p) => p.label === label).sort((a, b) => b.score - a.score);
-    const hits = preds.map((p) => {
-      let best: { box: TruthBox; used: boolean } | undefined;
-      let bestIou = threshold;
-      for (const g of gts.get(p.file) ?? []) {
-        const v = iou(p.box, g.box);
-        if (!g.used && v >= bestIou) {
-          best = g;
-          bestIou = v;
-        }
-      }
-      if (best === undefined) return false;
-      best.used = true;
-      return true;
-    });
-    perClass[label] = { ap: total === 0 ? 0 : averagePrecision(hits, total), truths: total, predictions: preds.length };
+  for (const label of labelsOf(truths, predictions)) {
+    const { hits, total } = matchClass(truths, predictions, label, threshold);
+    perClass[label] = { ap: total === 0 ? 0 : averagePrecision(hits, total), truths: total, predictions: hits.length };
   }
   const scored = Object.values(perClass).filter((c) => c.truths > 0);
   return { iou: threshold, perClass, mAP50: scored.length === 0 ? 0 : scored.reduce((s, c) => s + c.ap, 0) / scored.length, classAgnostic: false };
 }
+
+/** AP at one IoU per class (see `detection`); `mAP50` is the mean at that IoU, whatever it is. */
+export interface DetectionAt {
+  readonly iou: number;
+  readonly perClass: Readonly<Record<string, { readonly ap: number; readonly truths: number; readonly predictions: number }>>;
+  readonly mAP50: number;
+  readonly classAgnostic: boolean;
+}
+
+const labelsOf = (truths: ReadonlyMap<string, readonly TruthBox[]>, predictions: readonly Prediction[]): string[] =>
+  [...new Set([...[...truths.values()].flat().map((t) => t.label), ...predictions.map((p) => p.label)])].sort();
+
+/** A class's predictions by falling score, each a hit when it takes an unmatched truth at IoU >= threshold; and the number of truths. */
+function matchClass(truths: ReadonlyMap<string, readonly TruthBox[]>, predictions: readonly Prediction[], label: string, threshold: number): { hits: boolean[]; total: number } {
+  const gts = new Map<string, { box: TruthBox; used: boolean }[]>();
+  let total = 0;
+  for (const [file, boxes] of truths) {
+    const mine = boxes.filter((b) => b.label === label).map((box) => ({ box, used: false }));
+    gts.set(file, mine);
+    total += mine.length;
+  }
+  const preds = predictions.filter((p) => p.label === label).sort((a, b) => b.score - a.score);
+  const hits = preds.map((p) => {
+    let best: { box: TruthBox; used: boolean } | undefined;
+    let bestIou = threshold;
+    for (const g of gts.get(p.file) ?? []) {
+      const v = iou(p.box, g.box);
+      if (!g.used && v >= bestIou) {
+        best = g;
+        bestIou = v;
+      }
+    }
+    if (best === undefined) return false;
+    best.used = true;
+    return true;
+  });
+  return { hits, total };
+}
+
+/** COCO's IoU thresholds for mAP50-95: 0.50, 0.55, ..., 0.95. */
+export const COCO_IOUS: readonly number[] = Array.from({ length: 10 }, (_, i) => Math.round((0.5 + 0.05 * i) * 100) / 100);
+
+/** AP50 and AP50-95 (the mean of AP over COCO_IOUS) per class, and their means over the classes that have truths. */
+export function apStats(truths: ReadonlyMap<string, readonly TruthBox[]>, predictions: readonly Prediction[]): APStats {
+  const at = COCO_IOUS.map((t) => detection(truths, predictions, t));
+  const d50 = at[0]!;
+  const perClass: Record<string, ClassAP> = {};
+  for (const [label, c] of Object.entries(d50.perClass)) {
+    perClass[label] = { ap50: c.ap, ap50_95: at.reduce((s, d) => s + d.perClass[label]!.ap, 0) / at.length, truths: c.truths, predictions: c.predictions };
+  }
+  return { perClass, mAP50: d50.mAP50, mAP50_95: at.reduce((s, d) => s + d.mAP50, 0) / at.length };
+}
+
+/** Detection counts at IoU `threshold`: a prediction is a true positive when it takes a truth, a truth no prediction took is a miss. */
+export function detectionCounts(truths: ReadonlyMap<string, readonly TruthBox[]>, predictions: readonly Prediction[], threshold = 0.5): OperatingCounts & { perClass: Record<string, OperatingCounts> } {
+  const perClass: Record<string, OperatingCounts> = {};
+  let tp = 0;
+  let fp = 0;
+  let fn = 0;
+  for (const label of labelsOf(truths, predictions)) {
+    const { hits, total } = matchClass(truths, predictions, label, threshold);
+    const t = hits.filter(Boolean).length;
+    perClass[label] = counts(t, hits.length - t, total - t);
+    tp += t;
+    fp += hits.length - t;
+    fn += total - t;
+  }
+  return { ...counts(tp, fp, fn), perClass };
+}
+
+const counts = (tp: number, fp: number, fn: number): OperatingCounts => ({ tp, fp, fn, precision: ratio(tp, tp + fp), recall: ratio(tp, tp + fn) });
 
 /** Area under the interpolated precision-recall curve of hits in falling-score order. */
 export function averagePrecision(hits: readonly boolean[], truths: number): number {

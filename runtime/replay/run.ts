@@ -2,16 +2,20 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { definePlugin, type FrameInput, type Logger, type PluginContext } from '../contract.js';
-import { compileStationData } from '../compile/compile.js';
+import { compileStationData, type Plan } from '../compile/compile.js';
+import { calibrationPath } from '../config/calibration.js';
 import { loadDataFile } from '../config/load.js';
+import { calibrationSetting } from '../config/station-schema.js';
 import { LinegateError } from '../errors.js';
 import { builtinRegistry } from '../registry/builtins.js';
 import { defectScore, type InspectionResult } from '../result.js';
 import { Station } from '../station.js';
 import { readTruth } from './annotations.js';
 import { listLabelled, yoloNames, type LabelledImage } from './dataset.js';
-import { auroc, confusionOf, detection, perClass, percentile, rates, sweep, type Prediction } from './metrics.js';
-import type { ReplayMedia, ReplayReport, ReplayRow, TruthBox } from './report.js';
+import { rateInterval } from './intervals.js';
+import { reportCalibration, reportModel, reportThresholds } from './judged.js';
+import { GOOD_NAMES, apStats, auroc, confusionOf, detectionCounts, goodBy, perClass, percentile, rates, sweep, type Prediction } from './metrics.js';
+import type { DetectionStats, ReplayMedia, ReplayReport, ReplayRow, TruthBox } from './report.js';
 
 /** Replay's own source: the listed files, in order, each tagged with its path as part id and its class as label. */
 const labelledFiles = definePlugin({
@@ -39,6 +43,8 @@ export interface ReplayOptions {
   readonly good?: readonly string[];
   /** A model package in place of the station's (compare): the one core/onnx-model@1 step's `model`. */
   readonly model?: string;
+  /** station (default): the calibration as the station applies it; own-model: one made for another model is left out (compare). */
+  readonly calibration?: 'station' | 'own-model';
   readonly log: Logger;
 }
 
@@ -54,32 +60,78 @@ export interface Replay {
 /** Time limits are for a line, not for a replay on a laptop: a slow machine must not turn parts into errors. */
 const REPLAY_BUDGET_MS = 600_000;
 
+/** The decoder score floor of the all-detections pass: the COCO/VOC convention (Ultralytics' val uses 0.001 too). */
+export const ALL_DETECTIONS_FLOOR = 0.001;
+
+/** The decoders whose score floor replay can lower through their public config, by plugin id and field. */
+const FLOOR_FIELDS: Readonly<Record<string, string>> = { 'core/yolo-decode@1': 'scoreThreshold' };
+
 interface StepData {
   name?: string;
   use?: string;
   config?: Record<string, unknown>;
 }
 
+interface StationData {
+  station: Record<string, unknown>;
+  source: StepData;
+  stages: StepData[];
+  sinks?: unknown[];
+}
+
 /**
  * Replays a labelled folder through the station's own steps (same plugins,
  * same config, same calibration, same code path) with the source replaced by
  * the folder and every sink switched off: nothing reaches a PLC or a queue.
+ * With annotation boxes and a decoder whose floor can be lowered, a second
+ * pass collects every detection for the standard mAP; the verdicts are the
+ * first pass's, untouched.
  */
 export async function replay(stationFile: string, dir: string, o: ReplayOptions): Promise<Replay> {
   const images = await listLabelled(dir, o.good ?? []);
   const loaded = await loadDataFile(stationFile);
-  const data = structuredClone(loaded.data) as { station?: Record<string, unknown>; source?: StepData; stages?: StepData[]; sinks?: unknown[] };
+  const data = structuredClone(loaded.data) as Partial<StationData>;
   if (data.source === undefined || data.stages === undefined || data.station === undefined) {
     throw new LinegateError('LG_ERR_REPLAY_STATION', [loaded.file, 'it has no station, source or stages']);
   }
-  data.source = { name: data.source.name ?? 'source', use: 'replay/labelled-files@1', config: { files: images.map(({ file, abs, truth }) => ({ file, abs, truth })) } };
-  data.sinks = [];
-  Object.assign(data.station, { cycleBudgetMs: REPLAY_BUDGET_MS, dropPolicy: 'block', queueSize: 2 });
-  if (o.model !== undefined) swapModel(data.stages, o.model, loaded.file);
-  const registry = builtinRegistry();
-  registry.register(labelledFiles, 'replay');
-  const plan = await compileStationData(data, loaded.file, registry);
-  const station = new Station(plan, o.log);
+  const station: StationData = { ...data, station: data.station, source: data.source, stages: data.stages };
+  station.source = { name: data.source.name ?? 'source', use: 'replay/labelled-files@1', config: { files: images.map(({ file, abs, truth }) => ({ file, abs, truth })) } };
+  station.sinks = [];
+  Object.assign(station.station, { cycleBudgetMs: REPLAY_BUDGET_MS, dropPolicy: 'block', queueSize: 2 });
+  if (o.model !== undefined) swapModel(station.stages, o.model, loaded.file);
+  const compile = (d: StationData): Promise<Plan> => {
+    const registry = builtinRegistry();
+    registry.register(labelledFiles, 'replay');
+    return compileStationData(d, loaded.file, registry, { calibration: o.calibration ?? 'station' });
+  };
+  const plan = await compile(station);
+  const results = await runAll(plan, images, o.log);
+  const { truths, sizes } = await truthsOf(images, results, o.log);
+  const boxes = [...truths.values()].some((b) => b.length > 0);
+  const floors = station.stages.filter((s) => s.use !== undefined && FLOOR_FIELDS[s.use] !== undefined);
+  let all: Prediction[] | undefined;
+  if (boxes && floors.length > 0) {
+    const low = structuredClone(station);
+    for (const s of low.stages) {
+      const field = s.use === undefined ? undefined : FLOOR_FIELDS[s.use];
+      if (field === undefined) continue;
+      const own = s.config?.[field];
+      s.config = { ...s.config, [field]: typeof own === 'number' ? Math.min(own, ALL_DETECTIONS_FLOOR) : ALL_DETECTIONS_FLOOR };
+    }
+    // Its warnings (a calibration allowed for another model) were logged by the first pass already.
+    all = predictionsOf(await runAll(await compile(low), images, errorsOnly(o.log)));
+  }
+  const media: ReplayMedia = { dir: path.resolve(dir), truths, sizes };
+  const good = [...new Set([...GOOD_NAMES, ...(o.good ?? [])])];
+  const judged = { model: reportModel(plan, results), thresholds: reportThresholds(plan, results), calibration: reportCalibration(plan) };
+  const report = buildReport({ station: plan.settings.id, dir, good, images, results, truths, judged, ...(all === undefined ? {} : { allDetections: all }) });
+  const calibrationFile = calibrationPath(plan.root, plan.settings.id, calibrationSetting(plan.settings).file);
+  return { report, media, results, stationId: plan.settings.id, calibrationFile };
+}
+
+/** Runs a compiled replay station over the images; the results in the images' order. */
+async function runAll(plan: Plan, images: readonly LabelledImage[], log: Logger): Promise<InspectionResult[]> {
+  const station = new Station(plan, log);
   const byPart = new Map<string, InspectionResult>();
   station.on('result', (r) => byPart.set(r.partId, r));
   try {
@@ -87,12 +139,17 @@ export async function replay(stationFile: string, dir: string, o: ReplayOptions)
   } finally {
     await station.close();
   }
-  const results = images.map((img) => byPart.get(img.file)).filter((r): r is InspectionResult => r !== undefined);
-  const { truths, sizes } = await truthsOf(images, results, o.log);
-  const media: ReplayMedia = { dir: path.resolve(dir), truths, sizes };
-  const calibrationFile = path.resolve(plan.root, plan.settings.calibration ?? path.join('calibration', `${plan.settings.id}.json`));
-  return { report: buildReport(plan.settings.id, dir, o.good ?? [], images, results, truths), media, results, stationId: plan.settings.id, calibrationFile };
+  return images.map((img) => byPart.get(img.file)).filter((r): r is InspectionResult => r !== undefined);
 }
+
+/** A logger that passes on errors only. */
+function errorsOnly(log: Logger): Logger {
+  const none = (): void => undefined;
+  return { trace: none, debug: none, info: none, warn: none, error: (o, m) => log.error(o, m), fatal: (o, m) => log.fatal(o, m), child: (b) => errorsOnly(log.child(b)) };
+}
+
+const predictionsOf = (results: readonly InspectionResult[]): Prediction[] =>
+  results.flatMap((r) => r.defects.filter((d) => d.box !== undefined).map((d) => ({ file: r.partId, label: d.label, score: d.score, box: d.box! })));
 
 function swapModel(stages: StepData[], model: string, file: string): void {
   const models = stages.filter((s) => s.use === 'core/onnx-model@1');
@@ -124,48 +181,89 @@ async function truthsOf(images: readonly LabelledImage[], results: readonly Insp
   return { truths, sizes };
 }
 
-/**
- * Per class when the model names the truth classes (a detector trained on
- * them); class-agnostic, under `any`, when none of its labels is a truth
- * class (an anomaly model's `anomaly` against a mask's `crack`).
- */
-function detectionOf(truths: ReadonlyMap<string, readonly TruthBox[]>, predictions: readonly Prediction[]) {
+/** Labels as the truths name them, or all under `any` when none of the model's labels is a truth class (an anomaly model's `anomaly` against a mask's `crack`). */
+function agnostic(truths: ReadonlyMap<string, readonly TruthBox[]>, predictions: readonly Prediction[]): boolean {
   const truthLabels = new Set([...truths.values()].flat().map((t) => t.label));
-  if (predictions.some((p) => truthLabels.has(p.label))) return detection(truths, predictions);
-  const any = new Map([...truths].map(([f, boxes]) => [f, boxes.map((b) => ({ ...b, label: 'any' }))]));
-  return { ...detection(any, predictions.map((p) => ({ ...p, label: 'any' }))), classAgnostic: true };
+  return predictions.length > 0 && !predictions.some((p) => truthLabels.has(p.label));
 }
 
-export function buildReport(
-  station: string,
-  dir: string,
-  good: readonly string[],
-  images: readonly LabelledImage[],
-  results: readonly InspectionResult[],
-  truths: ReadonlyMap<string, readonly TruthBox[]>,
-): ReplayReport {
-  const truthOf = new Map(images.map((i) => [i.file, i.truth]));
-  const rows: ReplayRow[] = results.map((r) => ({ file: r.partId, truth: truthOf.get(r.partId) ?? 'good', verdict: r.verdict, score: defectScore(r), defects: r.defects }));
-  const c = confusionOf(rows);
-  const predictions: Prediction[] = results.flatMap((r) => r.defects.filter((d) => d.box !== undefined).map((d) => ({ file: r.partId, label: d.label, score: d.score, box: d.box! })));
-  const boxes = [...truths.values()].some((b) => b.length > 0);
-  const model = results.find((r) => r.model !== null)?.model ?? null;
-  const latencies = results.map((r) => r.timings.totalMs);
+const asAny = <T extends { label: string }>(xs: readonly T[]): T[] => xs.map((x) => ({ ...x, label: 'any' }));
+
+/**
+ * The detection figures: AP50 and AP50-95 over all detections (when the
+ * second pass ran) and at the operating threshold (the detections at or
+ * above their label's decision threshold), each labelled.
+ */
+function detectionOf(
+  truthsIn: ReadonlyMap<string, readonly TruthBox[]>,
+  operatingIn: readonly Prediction[],
+  allIn: readonly Prediction[] | undefined,
+): DetectionStats {
+  const classAgnostic = agnostic(truthsIn, [...operatingIn, ...(allIn ?? [])]);
+  const truths = classAgnostic ? new Map([...truthsIn].map(([f, b]) => [f, asAny(b)])) : truthsIn;
+  const operating = classAgnostic ? asAny(operatingIn) : operatingIn;
+  const all = allIn === undefined ? undefined : classAgnostic ? asAny(allIn) : allIn;
+  const op = apStats(truths, operating);
+  const { perClass: perClassCounts, ...opCounts } = detectionCounts(truths, operating);
+  const allStats = all === undefined ? null : { scoreFloor: ALL_DETECTIONS_FLOOR, ...apStats(truths, all) };
+  const headline = allStats ?? op;
   return {
-    station,
-    dir: path.resolve(dir),
-    good: [...new Set(['good', 'ok', 'pass', ...good])],
+    mAP50: headline.mAP50,
+    mAP50Over: allStats === null ? 'operating-threshold' : 'all-detections',
+    iou: 0.5,
+    perClass: Object.fromEntries(Object.entries(headline.perClass).map(([l, c]) => [l, { ap: c.ap50, truths: c.truths, predictions: c.predictions }])),
+    classAgnostic,
+    interpolation: 'voc-all-point',
+    allDetections: allStats,
+    operatingThreshold: { ...op, ...opCounts, perClassCounts },
+  };
+}
+
+export interface ReportInput {
+  readonly station: string;
+  readonly dir: string;
+  /** The class names that hold good parts. */
+  readonly good: readonly string[];
+  readonly images: readonly LabelledImage[];
+  readonly results: readonly InspectionResult[];
+  readonly truths: ReadonlyMap<string, readonly TruthBox[]>;
+  readonly judged: Pick<ReplayReport, 'model' | 'thresholds' | 'calibration'>;
+  /** Every detection from the low-floor pass, when it ran. */
+  readonly allDetections?: readonly Prediction[];
+}
+
+export function buildReport(i: ReportInput): ReplayReport {
+  const isGood = goodBy(i.good);
+  const truthOf = new Map(i.images.map((img) => [img.file, img.truth]));
+  const rows: ReplayRow[] = i.results.map((r) => ({ file: r.partId, truth: truthOf.get(r.partId) ?? 'good', verdict: r.verdict, score: defectScore(r), defects: r.defects }));
+  const c = confusionOf(rows, isGood);
+  // At the operating point: the boxes the decision counted, i.e. at or above their label's threshold.
+  const operating: Prediction[] = i.results.flatMap((r) =>
+    r.defects
+      .filter((d) => d.box !== undefined && d.score >= (r.thresholds?.[d.label] ?? r.thresholds?.['*'] ?? -Infinity))
+      .map((d) => ({ file: r.partId, label: d.label, score: d.score, box: d.box! })),
+  );
+  const boxes = [...i.truths.values()].some((b) => b.length > 0);
+  const latencies = i.results.map((r) => r.timings.totalMs);
+  const rated = rates(c);
+  return {
+    station: i.station,
+    dir: path.resolve(i.dir),
+    good: i.good,
     createdAt: new Date().toISOString(),
     images: rows.length,
     errors: rows.filter((r) => r.verdict === 'error').length,
     confusion: c,
-    ...rates(c),
-    auroc: auroc(rows),
-    perClass: perClass(rows),
-    ...(boxes ? { detection: detectionOf(truths, predictions) } : {}),
+    ...rated,
+    intervals: { escapeRate: rateInterval(c.fn, c.tp + c.fn), overkillRate: rateInterval(c.fp, c.fp + c.tn) },
+    auroc: auroc(rows, isGood),
+    perClass: perClass(rows, isGood),
+    ...(boxes ? { detection: detectionOf(i.truths, operating, i.allDetections) } : {}),
     latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) },
-    model: model === null ? null : { name: model.name, version: model.version, sha256: model.sha256 },
-    sweep: sweep(rows),
+    model: i.judged.model,
+    thresholds: i.judged.thresholds,
+    calibration: i.judged.calibration,
+    sweep: sweep(rows, isGood),
     results: rows,
   };
 }

@@ -1,11 +1,11 @@
 /**
- * What the conformance suite needs to exercise each built-in plugin: a valid
- * config, an invalid one, and one unit of work. A new plugin without a case
- * here fails the suite.
+ * What the conformance suite needs to exercise each built-in plugin (and each
+ * third-party fixture plugin): a valid config, an invalid one, and one unit of
+ * work. A new plugin without a case here fails the suite.
  */
 import { cpSync } from 'node:fs';
 import path from 'node:path';
-import type { Part, SinkInstance } from '../../runtime/contract.js';
+import type { Part, PluginModule, SinkInstance } from '../../runtime/contract.js';
 import { FIXTURE, decodedPart, frameOf } from '../helpers/samples.js';
 import { f32, identity, manifests, partWith } from '../helpers/model-parts.js';
 import { scratch } from '../helpers/scratch.js';
@@ -13,6 +13,10 @@ import { contextFor } from '../helpers/samples.js';
 import { SimulatedPlc } from '../../plugins/opcua-plc/sim.js';
 import { TRIGGERS, opcuaPlc } from '../../plugins/opcua-plc/index.js';
 import { REDIS_URL, dropPrefix, uniquePrefix } from '../helpers/redis.js';
+import { plugin as brightnessModel } from './fixtures/brightness-model.js';
+
+/** Plugins written outside linegate against the contract alone; they must pass the same suite as the built-ins. */
+export const THIRD_PARTY_PLUGINS: readonly PluginModule[] = [brightnessModel as PluginModule];
 
 const queuePrefix = uniquePrefix();
 
@@ -62,6 +66,7 @@ export const CASES: Record<string, ConformanceCase> = {
     badConfig: { rules: [{ label: 'crack', rejectCode: 1000 }] },
     input: async () => ({ frame: frameOf(), findings: { defects: [{ label: 'crack', score: 0.9 }], scores: {} } }),
   },
+  'acme/brightness-model@1': { config: () => ({ split: true }), badConfig: { split: 'yes' }, input: () => decodedPart() },
   'core/onnx-model@1': { config: () => ({ model: 'models/casting-cls/1', intraOpThreads: 1 }), badConfig: { model: 'models/casting-cls/1', tiling: { overlap: -1 } }, input: () => decodedPart() },
   'core/classify-decode@1': { config: () => ({}), badConfig: { activation: 'softmax' }, input: async () => partWith(manifests.classification, { logits: f32([1, 3], [1, 2, 3]) }) },
   'core/yolo-decode@1': {

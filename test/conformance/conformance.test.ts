@@ -8,7 +8,7 @@ import { BUILTIN_PLUGINS } from '../../runtime/registry/builtins.js';
 import { contractProblems } from '../../runtime/registry/validate.js';
 import { contextFor, sampleResult } from '../helpers/samples.js';
 import { ROOT, silentLog } from '../helpers/station.js';
-import { CASES, type ConformanceCase } from './cases.js';
+import { CASES, THIRD_PARTY_PLUGINS, type ConformanceCase } from './cases.js';
 
 /** Every plugin must pass this suite before it can ship (as every BullMQ backend passes one adapter suite). */
 
@@ -57,11 +57,13 @@ const AFTER_CLOSE_GAPS: Readonly<Record<string, string>> = {
 const parse = (plugin: PluginModule, config: unknown): z.ZodSafeParseResult<unknown> => (plugin.manifest.config as z.ZodType).safeParse(config);
 
 describe('plugin conformance', () => {
-  it('has a conformance case for every built-in plugin', () => {
-    expect(Object.keys(CASES).sort()).toEqual(BUILTIN_PLUGINS.map((p) => p.manifest.id).sort());
+  const plugins: readonly PluginModule[] = [...(BUILTIN_PLUGINS as readonly PluginModule[]), ...THIRD_PARTY_PLUGINS];
+
+  it('has a conformance case for every built-in plugin and every third-party fixture plugin', () => {
+    expect(Object.keys(CASES).sort()).toEqual(plugins.map((p) => p.manifest.id).sort());
   });
 
-  describe.each(BUILTIN_PLUGINS.map((p) => [p.manifest.id, p as PluginModule] as const))('%s', (id, plugin) => {
+  describe.each(plugins.map((p) => [p.manifest.id, p] as const))('%s', (id, plugin) => {
     const c = CASES[id]!;
     beforeAll(async () => c.before?.());
     afterAll(async () => c.after?.());

@@ -1,5 +1,6 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { rateInterval } from '../../runtime/replay/intervals.js';
 import { auroc, perClass, sweep } from '../../runtime/replay/metrics.js';
 import type { ReplayMedia, ReplayReport, ReplayRow, TruthBox } from '../../runtime/replay/report.js';
 import { readVoc } from './voc.js';
@@ -73,14 +74,47 @@ export function sampleReplay(dir: string): { report: ReplayReport; media: Replay
     overkillRate: 0.6,
     auroc: auroc(results),
     perClass: perClass(results),
+    intervals: { escapeRate: rateInterval(3, 6), overkillRate: rateInterval(3, 5) },
     detection: {
+      mAP50: 0.375,
+      mAP50Over: 'all-detections',
       iou: 0.5,
       perClass: { crazing: { ap: 0.25, truths: 2, predictions: 1 }, inclusion: { ap: 0.5, truths: 3, predictions: 1 } },
-      mAP50: 0.375,
       classAgnostic: false,
+      interpolation: 'voc-all-point',
+      allDetections: {
+        scoreFloor: 0.001,
+        mAP50: 0.375,
+        mAP50_95: 0.2,
+        perClass: { crazing: { ap50: 0.25, ap50_95: 0.1, truths: 2, predictions: 1 }, inclusion: { ap50: 0.5, ap50_95: 0.3, truths: 3, predictions: 1 } },
+      },
+      operatingThreshold: {
+        mAP50: 0.3,
+        mAP50_95: 0.15,
+        perClass: { crazing: { ap50: 0.2, ap50_95: 0.1, truths: 2, predictions: 1 }, inclusion: { ap50: 0.4, ap50_95: 0.2, truths: 3, predictions: 1 } },
+        tp: 1,
+        fp: 1,
+        fn: 4,
+        precision: 0.5,
+        recall: 0.2,
+        perClassCounts: { crazing: { tp: 0, fp: 1, fn: 2, precision: 0, recall: 0 }, inclusion: { tp: 1, fp: 0, fn: 2, precision: 1, recall: 1 / 3 } },
+      },
     },
     latencyMs: { p50: 12.34, p95: 23.45, p99: 34.56 },
-    model: { name: 'casting-cls', version: '3', sha256: 'abcdef0123456789'.repeat(4) },
+    model: {
+      name: 'casting-cls',
+      version: '3',
+      sha256: 'abcdef0123456789'.repeat(4),
+      task: 'classification',
+      preprocessing: { width: 300, height: 300, color: 'GRAY', resize: { mode: 'stretch' }, kernel: 'linear', scale: 1 / 255, mean: [0.5], std: [0.5] },
+    },
+    thresholds: { porosity: { value: 0.5, from: 'calibration' } },
+    calibration: {
+      file: '/line/calibration/casting-01.json',
+      status: 'bound',
+      madeFor: { name: 'casting-cls', version: '3', sha256: 'abcdef0123456789'.repeat(4) },
+      provenance: { date: '2025-05-01', method: 'linegate calibrate --target escape=0' },
+    },
     sweep: sweep(results),
     results,
   };

@@ -108,8 +108,8 @@ describe('core/onnx-model@1 refuses a package that does not match its graph, at 
     expect(err).toBeInstanceOf(LinegateErrors);
     const first = (err as LinegateErrors).errors[0]!;
     expect(first).toMatchObject({ code: 'LG_ERR_STATION_INCOMPATIBLE', step: 'classify' });
-    expect(first.message).toContain('model/output(task=classification)');
-    expect(first.message).toContain('model/output(task=detection)');
+    expect(first.message).toContain('model/output(task=classification,decode=classification)');
+    expect(first.message).toContain('model/output(task=detection,decode=yolo)');
     await station.close();
   });
 });
@@ -135,8 +135,7 @@ describe('core/onnx-model@1 at work', () => {
       const big = { kind: 'raw' as const, data: new Uint8Array(700 * 400).fill(128), width: 700, height: 400, channels: 1 as const, colorOrder: 'GRAY' as const };
       const out = await stage.run({ frame: (await decodedPart()).frame, image: big }, contextFor(new AbortController().signal));
       expect(out.outputs!.logits!.dims).toEqual([6, 2]); // 3 x 2 tiles of 300 px
-      const meta = out.meta!['core/onnx-model'] as { transforms: { region: { x: number; y: number } }[] };
-      expect(meta.transforms.map((t) => [t.region.x, t.region.y])).toEqual([[0, 0], [200, 0], [400, 0], [0, 100], [200, 100], [400, 100]]);
+      expect(out.modelOutput!.transforms.map((t) => [t.region.x, t.region.y])).toEqual([[0, 0], [200, 0], [400, 0], [0, 100], [200, 100], [400, 100]]);
     } finally {
       await stage.close?.();
     }

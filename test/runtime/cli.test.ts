@@ -260,7 +260,7 @@ describe('linegate plugins and schema', () => {
   it('plugins lists each plugin with its caps', async () => {
     const r = await linegate(['plugins']);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/core\/onnx-model@1 +model .*\n +in: image\/raw; out: model\/output\(task=\*\)/);
+    expect(r.stdout).toMatch(/core\/onnx-model@1 +model .*\n +in: image\/raw; out: model\/output\(task=\*,decode=\*\)/);
     expect(r.stdout).toMatch(/core\/opcua-trigger@1 .*\n +out: image\/encoded; requires: .* \(config\.plc\)/);
   });
 

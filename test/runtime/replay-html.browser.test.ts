@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { thumbnail } from '../../plugins/preprocess-image-decode/thumbnail.js';
 import { renderReplayHtml } from '../../runtime/replay/html.js';
 import { sampleReplay } from '../helpers/replay-sample.js';
 import { scratch } from '../helpers/scratch.js';
@@ -77,6 +78,27 @@ describe.skipIf(!HAVE_CHROMIUM)(`the replay HTML report in headless Chromium${HA
       const svg = await tiles.nth(i).locator('svg.overlay').boundingBox();
       expect(img).not.toBeNull();
       expect(svg).toEqual(img);
+    }
+  });
+
+  it('pages through the overkills with no script: one page of 24 shown, another on a click', async () => {
+    const { report, media } = sampleReplay(scratch('lg-replay-pages-'));
+    const overkills = Array.from({ length: 50 }, (_, i) => ({ ...report.results[2]!, score: 0.3 + i / 100 }));
+    const file = path.join(dir, 'pages.html');
+    writeFileSync(file, await renderReplayHtml({ ...report, results: overkills }, media, { thumbnail: (data) => thumbnail(data, 24) }));
+    const p = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    try {
+      await p.goto(pathToFileURL(file).href, { waitUntil: 'load' });
+      const visible = (): Promise<number> => p.locator('.tile:visible').count();
+      expect(await p.locator('.tile').count()).toBe(50);
+      expect(await visible()).toBe(24);
+      await p.locator('label[for="ovk-p2"]').click();
+      expect(await visible()).toBe(2);
+      expect(await p.locator('.tile.p2:visible').count()).toBe(2);
+      await p.locator('label[for="ovk-p1"]').click();
+      expect(await p.locator('.tile.p1:visible').count()).toBe(24);
+    } finally {
+      await p.close();
     }
   });
 

@@ -12,12 +12,12 @@ import { scratch } from '../helpers/scratch.js';
 
 /** The file names of the worst-miss tiles, in page order. */
 function tileFiles(html: string): string[] {
-  return [...html.matchAll(/<figure class="tile">[\s\S]*?<div class="file" title="([^"]*)"/g)].map((m) => m[1]!);
+  return [...html.matchAll(/<figure class="tile[^"]*">[\s\S]*?<div class="file" title="([^"]*)"/g)].map((m) => m[1]!);
 }
 
 /** The HTML of the tile whose file name (escaped) is `file`. */
 function tileOf(html: string, file: string): string {
-  const tile = html.split('<figure class="tile">').find((t) => t.includes(`title="${file}"`));
+  const tile = html.split(/<figure class="tile[^"]*">/).find((t) => t.includes(`title="${file}"`));
   if (tile === undefined) throw new Error(`no tile for ${file}`);
   return tile.slice(0, tile.indexOf('</figure>'));
 }
@@ -50,7 +50,7 @@ describe('renderReplayHtml', () => {
 
   it('shows a rate without a denominator, and a missing model, as n/a and none', async () => {
     const bare: ReplayReport = { ...report, precision: null, auroc: null, model: null, detection: undefined };
-    const page = await renderReplayHtml(bare, media, { worstMisses: 0 });
+    const page = await renderReplayHtml(bare, media, { maxMissesPerKind: 0 });
     expect(page).toContain('<div class="k">Precision</div><div class="v">n/a</div>');
     expect(page).toContain('<div class="k">AUROC</div><div class="v">n/a</div>');
     expect(page).toContain('ROC (AUROC n/a)');
@@ -83,19 +83,55 @@ describe('renderReplayHtml', () => {
     expect(svg).toContain(`ROC (AUROC ${report.auroc!.toFixed(3)})`);
     expect(svg).toMatch(/<line class="diag"/);
     expect(svg).toMatch(/<polyline class="roc" points="[\d., ]+"/);
-    const points = rocPoints(report.results)!;
+    const points = rocPoints(report.results, (t) => t === 'good')!;
     const area = points.slice(1).reduce((s, p, i) => s + (p.fpr - points[i]!.fpr) * (p.tpr + points[i]!.tpr) / 2, 0);
     expect(area).toBeCloseTo(auroc(report.results)!, 10);
     expect(points.at(-1)).toEqual({ fpr: 1, tpr: 1 });
   });
 
-  it('draws good and defective score histograms with a legend and the threshold the verdicts imply', () => {
+  it('draws good and defective score histograms with a legend and the threshold the decision used, with its source', () => {
     const svg = /<svg id="histogram"[\s\S]*?<\/svg>/.exec(html)?.[0] ?? '';
     // The error image is not in the histogram: 4 good, 6 defective.
     expect(svg).toContain('good (n=4)');
     expect(svg).toContain('defective (n=6)');
-    expect(svg).toContain('threshold in (0.45, 0.55]');
+    expect(svg).toMatch(/<line class="thr" x1="(\d+(\.\d+)?)" y1="34" x2="\1"/);
+    const x = Number(/<line class="thr" x1="([\d.]+)"/.exec(svg)![1]);
+    expect(x).toBeCloseTo(66 + 0.5 * 560, 1); // the real 0.5, not a range guessed from the verdicts
+    expect(svg).toContain('>threshold 0.5000 (calibration)</text>');
+    expect(svg).not.toContain('inferred');
     expect(svg.match(/fill="#[0-9a-f]{6}"><title>/g)?.length).toBe(4 + 6);
+  });
+
+  it('draws one line per distinct threshold, and falls back to the range the verdicts imply only when the report has none', async () => {
+    const two = await renderReplayHtml({ ...report, thresholds: { crack: { value: 0.3, from: 'rule' }, dent: { value: 0.7, from: 'model' }, pit: { value: 0.7, from: 'model' } } }, media, { maxMissesPerKind: 0 });
+    const svg = /<svg id="histogram"[\s\S]*?<\/svg>/.exec(two)?.[0] ?? '';
+    expect(svg.match(/<line class="thr"/g)).toHaveLength(2);
+    expect(svg).toContain('threshold 0.7000 (model): dent, pit');
+    const none = await renderReplayHtml({ ...report, thresholds: {} }, media, { maxMissesPerKind: 0 });
+    expect(none).toContain('inferred threshold in (0.45, 0.55]');
+  });
+
+  it('says what it judged with: model and preprocessing, calibration with its provenance, thresholds with their source', () => {
+    const judged = /<section id="judged"[\s\S]*?<\/section>/.exec(html)?.[0] ?? '';
+    expect(judged).toContain('casting-cls@3 (classification)');
+    expect(judged).toContain('kernel <b>linear</b>');
+    expect(judged).toContain('resize <b>{&quot;mode&quot;:&quot;stretch&quot;}</b>');
+    expect(judged).toContain('/line/calibration/casting-01.json');
+    expect(judged).toContain('made for this model');
+    expect(judged).toContain('method <b>linegate calibrate --target escape=0</b>');
+    expect(judged).toContain('<tr><th>porosity</th><td>0.5000</td><td>calibration</td></tr>');
+  });
+
+  it('colours rates by the goal: no escape is green, escapes red', async () => {
+    expect(html).toContain('<div class="metric bad"><div class="k">Escape rate</div><div class="v">50.0 %</div>');
+    const clean = await renderReplayHtml({ ...report, escapeRate: 0, overkillRate: 0, confusion: { tp: 6, fp: 0, tn: 5, fn: 0 } }, media, { maxMissesPerKind: 0 });
+    expect(clean).toContain('<div class="metric ok"><div class="k">Escape rate</div><div class="v">0.0 %</div>');
+    expect(clean).toContain('<div class="metric ok"><div class="k">Overkill rate</div><div class="v">0.0 %</div>');
+    expect(clean).toMatch(/<td class="ok">0<small>escapes<\/small>/);
+  });
+
+  it('shows the exact and the bootstrap interval beside each rate', () => {
+    expect(html).toContain('3 of 6 defective · 95 % 11.81-88.19 % exact');
   });
 
   it('infers no threshold when passes and fails overlap in score', () => {
@@ -149,7 +185,7 @@ describe('renderReplayHtml', () => {
     const rows: SweepRow[] = results.map((r, i) => ({ threshold: i / results.length, tp: 0, fp: 0, tn: 0, fn: 1, escapeRate: 1, overkillRate: 0 }));
     const big: ReplayReport = { ...report, results, sweep: rows, images: results.length };
     const started = performance.now();
-    const page = await renderReplayHtml(big, media, { worstMisses: 0 });
+    const page = await renderReplayHtml(big, media, { maxMissesPerKind: 0 });
     expect(performance.now() - started).toBeLessThan(2000);
     expect(page.match(/<tr><td>/g)?.length).toBeLessThanOrEqual(25);
     const points = /<polyline class="roc" points="([^"]*)"/.exec(page)?.[1]?.split(' ') ?? [];
@@ -158,11 +194,15 @@ describe('renderReplayHtml', () => {
     expect(page.length).toBeLessThan(120_000);
   });
 
-  it('shows the detection table with mAP50, and says when matching was class-agnostic', async () => {
-    expect(html).toContain('mAP50 <b>0.375</b>');
-    expect(html).toContain('<tr><th>crazing</th><td>0.250</td><td>2</td><td>1</td></tr>');
+  it('shows mAP50 and mAP50-95 over all detections apart from the figures at the operating threshold, each labelled, and says when matching was class-agnostic', async () => {
+    expect(html).toContain('mAP50 <b>0.375</b>, mAP50-95 <b>0.200</b> over all detections (decoder score floor 0.001');
+    expect(html).toContain('At the operating threshold (the boxes the decision counted): mAP50 <b>0.300</b>, precision <b>50.0 %</b>, recall <b>20.0 %</b>');
+    expect(html).toContain('<tr><th>crazing</th><td>0.250</td><td>0.100</td><td>1</td><td>0.200</td><td>0.0 %</td><td>0.0 %</td><td>1</td><td>2</td></tr>');
+    expect(html).toContain('Pascal VOC all-point');
+    const noAll = await renderReplayHtml({ ...report, detection: { ...report.detection!, allDetections: null } }, media, { maxMissesPerKind: 0 });
+    expect(noAll).toContain('Standard: <b>n/a</b>');
     expect(html).not.toContain('Class-agnostic');
-    const agnostic = await renderReplayHtml({ ...report, detection: { ...report.detection!, classAgnostic: true } }, media, { worstMisses: 0 });
+    const agnostic = await renderReplayHtml({ ...report, detection: { ...report.detection!, classAgnostic: true } }, media, { maxMissesPerKind: 0 });
     expect(agnostic).toContain('Class-agnostic');
   });
 
@@ -175,7 +215,7 @@ describe('renderReplayHtml', () => {
       'good/a&lt;b&gt;&amp;&quot;q&#39;.jpeg',
       'good/cast_ok_0_4672.jpeg',
     ]);
-    expect(html).toContain('Showing 3 of 3 escapes (lowest score first) and 3 of 3 overkills');
+    expect(html).toContain('Showing 3 of 3 escapes (lowest score first) and 3 of 3 overkills (highest score first)');
     expect(tileOf(html, 'scratches/scratches_7.jpg')).toContain('<span class="tag escape">escape</span> truth <b>scratches</b>, verdict <b>pass</b>, score <b>0.100</b>');
   });
 
@@ -196,7 +236,7 @@ describe('renderReplayHtml', () => {
   it('escapes every name that came from disk', async () => {
     expect(html).not.toContain(ODD_NAME);
     expect(html).toContain('alt="good/a&lt;b&gt;&amp;&quot;q&#39;.jpeg"');
-    const hostile = await renderReplayHtml({ ...report, station: '<script>alert(1)</script>' }, media, { worstMisses: 0 });
+    const hostile = await renderReplayHtml({ ...report, station: '<script>alert(1)</script>' }, media, { maxMissesPerKind: 0 });
     expect(hostile).not.toContain('<script>');
     expect(hostile).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
   });
@@ -219,16 +259,34 @@ describe('renderReplayHtml', () => {
     expect(tileFiles(page)[0]).toBe('scratches/vanished.jpg');
   });
 
-  it('makes only as many thumbnails as worstMisses asks for', async () => {
+  it('makes only as many thumbnails as maxMissesPerKind allows, and says where the rest are', async () => {
     let calls = 0;
     const counting: ThumbnailFn = (data, maxSide) => {
       calls++;
       return thumbnail(data, maxSide);
     };
-    const page = await renderReplayHtml(report, media, { worstMisses: 2, thumbnail: counting });
-    expect(calls).toBe(2);
-    expect(tileFiles(page)).toEqual(['scratches/scratches_7.jpg', 'crazing/crazing_7.jpg']);
-    expect(page).toContain('Showing 2 of 3 escapes (lowest score first) and 0 of 3 overkills');
+    const page = await renderReplayHtml(report, media, { maxMissesPerKind: 2, thumbnail: counting });
+    expect(calls).toBe(4);
+    expect(tileFiles(page)).toEqual(['scratches/scratches_7.jpg', 'crazing/crazing_7.jpg', 'good/cast_ok_0_2985.jpeg', 'good/a&lt;b&gt;&amp;&quot;q&#39;.jpeg']);
+    expect(page).toContain('Showing 2 of 3 escapes (lowest score first) and 2 of 3 overkills');
+    expect(page).toContain("1 more escapes are in the JSON report's results");
+  });
+
+  it('shows every escape and pages through every overkill, without a script', async () => {
+    // 30 escapes and 70 overkills of the same few images: no cap of 12 any more.
+    const escapes = Array.from({ length: 30 }, (_, i) => ({ ...report.results[6]!, file: 'scratches/scratches_7.jpg', score: i / 100 }));
+    const overkills = Array.from({ length: 70 }, (_, i) => ({ ...report.results[2]!, score: 0.3 + i / 200 }));
+    const tiny: ThumbnailFn = (data) => thumbnail(data, 16);
+    const page = await renderReplayHtml({ ...report, results: [...escapes, ...overkills] }, media, { thumbnail: tiny });
+    expect(page.match(/<span class="tag escape">/g)).toHaveLength(30);
+    expect(page.match(/<span class="tag overkill">/g)).toHaveLength(70);
+    expect(page).toContain('Showing 30 of 30 escapes (lowest score first) and 70 of 70 overkills');
+    // 24 to a page: radio buttons and a CSS rule per page, the first checked.
+    expect(page.match(/<input type="radio" class="pg" name="ovk-page"/g)).toHaveLength(3);
+    expect(page).toContain('<input type="radio" class="pg" name="ovk-page" id="ovk-p0" checked>');
+    expect(page).toContain('#ovk-p2:checked ~ .tiles > .p2 { display: block; }');
+    expect(page.match(/<figure class="tile p2">/g)).toHaveLength(70 - 48); // the escapes fill two pages only
+    expect(page).not.toMatch(/<script/i);
   });
 });
 

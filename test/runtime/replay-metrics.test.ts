@@ -5,6 +5,7 @@ import { auroc, confusionOf, detection, perClass, rates, sweep, type Prediction 
 import type { ReplayRow, TruthBox } from '../../runtime/replay/report.js';
 import { chooseThreshold, parseTarget, ratesAt } from '../../runtime/replay/calibrate.js';
 import { checkGate, compareReports, parseGate } from '../../runtime/replay/compare.js';
+import { rateInterval } from '../../runtime/replay/intervals.js';
 import { ROOT } from '../helpers/station.js';
 
 /** Hand-computed cases as data folders: add a case by adding input.json and expected.json. */
@@ -87,7 +88,8 @@ describe('comparison and the promotion gate', () => {
   const report = (verdicts: ('pass' | 'fail')[], escapeRate: number) => ({
     station: 's', dir: 'd', good: ['good'], createdAt: '', images: 2, errors: 0, confusion: { tp: 1, fp: 0, tn: 1, fn: 0 },
     accuracy: 1 - escapeRate, precision: 1, recall: 1 - escapeRate, escapeRate, overkillRate: 0, auroc: 1, perClass: {},
-    latencyMs: { p50: 1, p95: 1, p99: 1 }, model: null, sweep: [],
+    latencyMs: { p50: 1, p95: 1, p99: 1 }, model: null, sweep: [], thresholds: {}, calibration: null,
+    intervals: { escapeRate: rateInterval(0, 1), overkillRate: rateInterval(0, 1) },
     results: [
       { file: 'x', truth: 'dent', verdict: verdicts[0]!, score: 0.9, defects: [] },
       { file: 'y', truth: 'good', verdict: verdicts[1]!, score: 0.1, defects: [] },

@@ -8,7 +8,7 @@ import { Station } from '../../runtime/station.js';
 import { listLabelled } from '../../runtime/replay/dataset.js';
 import { replay } from '../../runtime/replay/run.js';
 import type { ReplayReport } from '../../runtime/replay/report.js';
-import { confusionOf } from '../../runtime/replay/metrics.js';
+import { confusionOf, goodBy } from '../../runtime/replay/metrics.js';
 import { linegate as run, type CliRun } from '../helpers/cli.js';
 import { scratch } from '../helpers/scratch.js';
 import { ROOT, silentLog } from '../helpers/station.js';
@@ -21,13 +21,15 @@ const NEU = path.join(ROOT, 'fixtures/neu-det');
 const linegate = (...args: string[]): Promise<CliRun> => run(args);
 
 describe('the labelled folder', () => {
-  it('takes classes from sub-folders, maps good names to "good", and leaves masks out as annotations', async () => {
+  it('takes classes from sub-folders, keeps the good folders\' own names, marks them good, and leaves masks out as annotations', async () => {
     const tiles = await listLabelled(TILES);
     expect(tiles.every((i) => i.file.endsWith('.jpg'))).toBe(true); // the .png beside each is its mask
     expect(tiles.every((i) => i.annotation?.kind === 'mask')).toBe(true);
     expect([...new Set(tiles.map((i) => i.truth))].sort()).toEqual(['blowhole', 'break', 'crack', 'good', 'uneven']);
     const casting = await listLabelled(CASTING, ['ok_front']);
-    expect(casting.map((i) => i.truth)).toEqual([...Array(10).fill('def_front'), ...Array(10).fill('good')]);
+    expect(casting.map((i) => i.truth)).toEqual([...Array(10).fill('def_front'), ...Array(10).fill('ok_front')]);
+    expect(casting.map((i) => i.good)).toEqual([...Array(10).fill(false), ...Array(10).fill(true)]);
+    expect(tiles.filter((i) => i.good).map((i) => i.truth)).toEqual(tiles.filter((i) => i.truth === 'good').map((i) => i.truth)); // "good" is a good name
     expect(casting.map((i) => i.file)).toEqual([...casting.map((i) => i.file)].sort()); // byte order: the same on every machine
   });
 
@@ -101,7 +103,11 @@ describe('linegate replay, compare and calibrate on the command line', () => {
     const report = JSON.parse(readFileSync(path.join(dir, 'r.json'), 'utf8')) as ReplayReport;
     for (const key of ['images', 'errors', 'confusion', 'accuracy', 'precision', 'recall', 'escapeRate', 'overkillRate', 'auroc', 'perClass', 'latencyMs', 'model', 'results']) expect(report).toHaveProperty(key);
     expect(Object.keys(report.results[0]!).sort()).toEqual(['defects', 'file', 'score', 'truth', 'verdict']);
-    expect(report.confusion).toEqual(confusionOf(report.results));
+    expect(report.confusion).toEqual(confusionOf(report.results, goodBy(report.good)));
+    // The good class keeps its folder's name, in the rows and per class.
+    expect(new Set(report.results.map((x) => x.truth))).toEqual(new Set(['def_front', 'ok_front']));
+    expect(Object.keys(report.perClass).sort()).toEqual(['def_front', 'ok_front']);
+    expect(report.perClass.ok_front).toMatchObject({ images: 10, correct: 10 });
     expect(report.images).toBe(20);
     expect(report.model).toMatchObject({ name: 'casting-cls', version: '1', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
     const html = readFileSync(path.join(dir, 'r.html'), 'utf8');
@@ -158,10 +164,29 @@ describe.skipIf(!existsSync(NEU_MODEL))('replay with boxes: the NEU detector on 
     }
     const r = await replay(path.join(ROOT, 'stations/neu-steel.yaml'), dir, { log: silentLog });
     const d = r.report.detection!;
-    console.info(JSON.stringify({ neuReplay: { images: r.report.images, mAP50: d.mAP50, perClass: d.perClass } }));
+    const all = d.allDetections!;
+    const op = d.operatingThreshold;
+    console.info(JSON.stringify({ neuReplay: { images: r.report.images, mAP50: all.mAP50, mAP50_95: all.mAP50_95, atThreshold: { mAP50: op.mAP50, precision: op.precision, recall: op.recall }, perClass: all.perClass } }));
     expect(r.report.images).toBe(6);
     expect(d.classAgnostic).toBe(false); // the detector's labels are the NEU classes
     expect(Object.keys(d.perClass).sort()).toEqual(['crazing', 'inclusion', 'patches', 'pitted_surface', 'rolled-in_scale', 'scratches']);
-    expect(d.mAP50).toBeGreaterThan(0.5);
+    // The standard figure, over every detection down to the 0.001 floor, is the headline...
+    expect(d.mAP50Over).toBe('all-detections');
+    expect(all.scoreFloor).toBe(0.001);
+    expect(d.mAP50).toBe(all.mAP50);
+    expect(all.mAP50).toBeGreaterThan(0.5);
+    // ...and never below the thresholded one: more detections can only extend the precision-recall curve.
+    expect(all.mAP50).toBeGreaterThanOrEqual(op.mAP50);
+    expect(all.mAP50_95).toBeLessThanOrEqual(all.mAP50);
+    for (const [label, c] of Object.entries(all.perClass)) {
+      expect(c.predictions, label).toBeGreaterThanOrEqual(op.perClass[label]?.predictions ?? 0);
+      expect(c.ap50, label).toBeGreaterThanOrEqual(op.perClass[label]?.ap50 ?? 0);
+    }
+    expect(op.precision).not.toBeNull();
+    expect(op.tp + op.fn).toBe(Object.values(all.perClass).reduce((s, c) => s + c.truths, 0));
+    // The low-floor pass does not touch the verdicts: they are the station's, at its own floor.
+    expect(r.results.every((x) => x.defects.every((def) => def.score >= 0.25))).toBe(true);
+    expect(r.report.thresholds).toEqual(Object.fromEntries(Object.keys(d.perClass).sort().map((l) => [l, { value: 0.25, from: 'model' }])));
+    expect(r.report.model).toMatchObject({ name: 'neu-yolov8n-int8', preprocessing: { width: 640, height: 640, resize: { mode: 'stretch' }, kernel: 'linear' }, decode: { scoreThreshold: 0.25 } });
   }, 60_000);
 });

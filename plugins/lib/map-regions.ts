@@ -1,8 +1,7 @@
+import { areaToSource, boxToSource, type InputTransform } from '../../runtime/contract.js';
 import type { Region } from '../../runtime/result.js';
-import { connectedComponents } from '../lib/regions.js';
-import { nms } from '../lib/nms.js';
-import { boxToSource } from './meta.js';
-import type { Transform } from './preprocess.js';
+import { nms } from './nms.js';
+import { connectedComponents } from './regions.js';
 
 export interface ScoredRegion {
   readonly score: number;
@@ -20,7 +19,7 @@ export function mapRegions(
   width: number,
   height: number,
   threshold: number,
-  t: Transform,
+  t: InputTransform,
   minAreaPx: number,
   mmPerPixel: number | undefined,
 ): ScoredRegion[] {
@@ -29,7 +28,7 @@ export function mapRegions(
   for (const blob of connectedComponents(bin, map, width, height, minAreaPx)) {
     const box = boxToSource(t, blob.x0, blob.y0, blob.x1 + 1, blob.y1 + 1);
     if (box === undefined) continue; // entirely in letterbox padding
-    const areaPx = blob.area / (t.scaleX * t.scaleY);
+    const areaPx = areaToSource(t, blob.area);
     out.push({
       score: Math.min(1, Math.max(0, blob.max)),
       region: { areaPx: round2(areaPx), ...(mmPerPixel === undefined ? {} : { areaMm2: round2(areaPx * mmPerPixel * mmPerPixel) }), box },

@@ -185,13 +185,13 @@ interface PipelineRound extends Figures {
  * flush: a station cannot go faster than its slowest sink for long (the lane
  * and the durable-sink back-pressure are bounded).
  */
-async function pipelineRound(o: PipelineOptions, maxInFlight: number, dir: string, prefix: string): Promise<PipelineRound> {
+async function pipelineRound(o: PipelineOptions, maxInFlight: number, dir: string, prefix: string, thread: 'worker' | 'main' = 'worker'): Promise<PipelineRound> {
   const station = stationFrom({
     station: { id: 'bench-pipeline', maxInFlight, cycleBudgetMs: 5000 },
     source: { name: 'cam', use: 'core/folder-source@1', config: { dir: o.fixtures, loop: true } },
     stages: [
       { name: 'decode', use: 'core/image-decode@1', config: { color: 'GRAY' } },
-      { name: 'model', use: 'core/onnx-model@1', config: { model: o.model } },
+      { name: 'model', use: 'core/onnx-model@1', config: { model: o.model, thread } },
       { name: 'classify', use: 'core/classify-decode@1' },
       { name: 'verdict', use: 'core/threshold-rules@1', config: { rules: [{ id: 'casting-defect', label: 'defect', rejectCode: 1 }] } },
     ],
@@ -245,7 +245,8 @@ async function pipelineRound(o: PipelineOptions, maxInFlight: number, dir: strin
  * The same model on the same images, bare (sharp + onnxruntime in a loop) and
  * through the whole station with its sinks on, in one process, alternating
  * round by round; also the station with one part in flight, to show what the
- * second slot buys. Writes bench/results/pipeline-vs-raw.json with the medians
+ * second slot buys, and with the model on the event loop (thread: main), to show
+ * what its own thread buys. Writes bench/results/pipeline-vs-raw.json with the medians
  * over the rounds; the line printed adds every round, CPU per frame and checks.
  */
 export async function benchPipelineVsRaw(o: PipelineOptions): Promise<Record<string, unknown>> {
@@ -255,7 +256,7 @@ export async function benchPipelineVsRaw(o: PipelineOptions): Promise<Record<str
   const root = mkdtempSync(path.join(os.tmpdir(), 'lg-bench-pipeline-'));
   const prefix = benchRedis.prefix();
   const warm = Math.min(100, o.frames);
-  const rounds: { raw: Figures; pipeline: PipelineRound; oneInFlight: PipelineRound }[] = [];
+  const rounds: { raw: Figures; pipeline: PipelineRound; oneInFlight: PipelineRound; mainThread: PipelineRound }[] = [];
   const loadBefore = os.loadavg()[0]!;
   let parity = Infinity;
   let queued = 0;
@@ -267,7 +268,9 @@ export async function benchPipelineVsRaw(o: PipelineOptions): Promise<Record<str
       const first = i % 2 === 0 ? await raw.run(o.frames) : undefined;
       const pipeline = await pipelineRound(o, o.maxInFlight, path.join(root, `round-${i}`), prefix);
       const oneInFlight = await pipelineRound(o, 1, path.join(root, `round-${i}-1`), prefix);
-      rounds.push({ raw: first ?? (await raw.run(o.frames)), pipeline, oneInFlight });
+      // The model on the event loop, as onnxruntime-node runs it by itself: what running it on its own thread buys.
+      const mainThread = await pipelineRound(o, o.maxInFlight, path.join(root, `round-${i}-main`), prefix, 'main');
+      rounds.push({ raw: first ?? (await raw.run(o.frames)), pipeline, oneInFlight, mainThread });
     }
     const rawScores = await raw.scores();
     const seen = rounds.at(-1)!.pipeline.scores;
@@ -303,19 +306,21 @@ export async function benchPipelineVsRaw(o: PipelineOptions): Promise<Record<str
     ratios: {
       pipelineVsRawCpuPerFrame: r2(cpuPipeline / cpuRaw),
       twoVsOneInFlightFps: r2(median(rounds.map((r) => r.pipeline.fps / r.oneInFlight.fps))),
+      modelThreadVsEventLoopFps: r2(median(rounds.map((r) => r.pipeline.fps / r.mainThread.fps))),
       loopVsRawFps: r2(median(rounds.map((r) => r.pipeline.loopFps / r.raw.fps))),
     },
     perRound: rounds.map((r) => ({
       raw: { fps: r2(r.raw.fps), p50Ms: r2(r.raw.p50), cpuMs: r2(r.raw.cpuMs) },
       pipeline: { fps: r2(r.pipeline.fps), loopFps: r2(r.pipeline.loopFps), p50Ms: r2(r.pipeline.p50), p99Ms: r2(r.pipeline.p99), inspectP50Ms: r2(r.pipeline.inspectP50), cpuMs: r2(r.pipeline.cpuMs) },
       oneInFlight: { fps: r2(r.oneInFlight.fps), loopFps: r2(r.oneInFlight.loopFps), p50Ms: r2(r.oneInFlight.p50) },
+      modelOnEventLoop: { fps: r2(r.mainThread.fps), p50Ms: r2(r.mainThread.p50), p99Ms: r2(r.mainThread.p99), cpuMs: r2(r.mainThread.cpuMs) },
     })),
     checks: {
       // Same model, same images, same answer: the largest difference in p(defect) between the two.
       maxScoreDiff: Number(parity.toExponential(2)),
-      errors: rounds.reduce((n, r) => n + r.pipeline.errors + r.oneInFlight.errors, 0),
+      errors: rounds.reduce((n, r) => n + r.pipeline.errors + r.oneInFlight.errors + r.mainThread.errors, 0),
       jsonlLinesPerRound: median(rounds.map((r) => r.pipeline.jsonlLines)),
-      queuedResults: { expected: warm + 2 * o.rounds * o.frames, found: queued },
+      queuedResults: { expected: warm + 3 * o.rounds * o.frames, found: queued },
       deliveries: rounds.at(-1)!.pipeline.deliveries,
     },
     machine: { cpus: os.availableParallelism(), loadAvg1m: { before: r2(loadBefore), after: r2(os.loadavg()[0]!) } },

@@ -4,7 +4,9 @@ import type { Logger } from './contract.js';
 import { LinegateError } from './errors.js';
 import { routeConsole } from './observability/console.js';
 import { createLogger } from './observability/logger.js';
-import { logLevel, nonNegative, positiveInt, sizeArg } from './cli/args.js';
+import { integer, logLevel, nonNegative, portArg, positiveInt, sizeArg } from './cli/args.js';
+import * as historyArgs from './cli/history-args.js';
+import type { HistoryOptions } from './cli/history.js';
 import type { CommandContext, LogOptions } from './cli/context.js';
 import { EXIT, processIo, type CliIo } from './cli/io.js';
 import { addPlcSimCommand } from './cli/define-plc.js';
@@ -41,7 +43,8 @@ export function buildCli(ctx: CommandContext, exit: (code: number) => void): Com
     .description('run a station: inspect frames until the source ends, --max-frames, or SIGINT/SIGTERM (which drains and exits 0); prints one summary JSON line on stdout')
     .argument('<station>', 'station file (YAML or JSON)')
     .option('--max-frames <n>', 'stop after this many frames have arrived', positiveInt)
-    .action(async (file: string, opts: LogOptions & { maxFrames?: number }) => exit(await (await import('./cli/run.js')).runCommand(file, opts, ctx)));
+    .option('--api-port <port>', "serve the station's HTTP API on this port (over the station file's api.port; turns the API on); 0 picks a free one", portArg)
+    .action(async (file: string, opts: LogOptions & { maxFrames?: number; apiPort?: number }) => exit(await (await import('./cli/run.js')).runCommand(file, opts, ctx)));
 
   add('check')
     .description(
@@ -50,6 +53,20 @@ export function buildCli(ctx: CommandContext, exit: (code: number) => void): Com
     .argument('<station>', 'station file (YAML or JSON)')
     .option('--json', 'print the plan (or the errors) as JSON')
     .action(async (file: string, opts: LogOptions & { json?: boolean }) => exit(await (await import('./cli/check.js')).checkCommand(file, opts, ctx)));
+
+  add('history')
+    .description("print a station's results from its history file (<history.dir>/<station id>.sqlite), newest first, as a table or JSON lines; reads only that file (no PLC, no Redis, no model)")
+    .argument('<station>', 'station file (YAML or JSON)')
+    .option('--part <id>', 'only this part id')
+    .option('--verdict <verdict>', 'only pass, fail or error', (v: string) => historyArgs.verdict(v))
+    .option('--code <code>', 'only results with this reason code (a rule id or an LG_ERR_ code)')
+    .option('--reject-code <n>', "only this PLC reject code", integer)
+    .option('--label <label>', 'only results with a defect of this label')
+    .option('--since <when>', 'decided at or after: an ISO 8601 instant, or a duration back from now (90s, 15m, 2h, 7d, 1w)', (v: string) => historyArgs.since(v))
+    .option('--until <when>', 'decided before this ISO 8601 instant', (v: string) => historyArgs.until(v))
+    .option('--limit <n>', 'at most this many results, 1-1000', (v: string) => historyArgs.limit(v), 50)
+    .option('--json', 'one result record per line (the schema `linegate schema result` prints)')
+    .action(async (file: string, opts: HistoryOptions) => exit(await (await import('./cli/history.js')).historyCommand(file, opts, ctx)));
 
   add('schema')
     .description('print a JSON Schema: `result` (the inspection result record)')

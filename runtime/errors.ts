@@ -80,6 +80,12 @@ export const ERRORS = {
   LG_ERR_DISK_FULL: def('no space left for %s: %s', true, 507),
   LG_ERR_FILE_WRITE: def('cannot write %s: %s', true, 500),
 
+  // The traceability history (an SQLite file per station).
+  LG_ERR_HISTORY_WRITE: def('cannot write the history file %s: %s', true, 500),
+  LG_ERR_HISTORY_MISSING: def('no history file at %s: the station has not run with its history on here, or history is off (history: false)', false, 404),
+  LG_ERR_HISTORY_READ: def('cannot read the history file %s: %s', false, 500),
+  LG_ERR_HISTORY_QUERY: def('history query %s: %s', false, 400),
+
   // Queues, the spool, the image archive and the workers.
   LG_ERR_QUEUE_REDIS: def('Redis at %s: %s', true, 503),
   LG_ERR_QUEUE_AUTH: def('Redis at %s refused the password (%s): correct it in the Redis URL or in LINEGATE_REDIS_URL', false, 401),
@@ -129,6 +135,21 @@ export const ERRORS = {
   LG_ERR_PLC_SIM_CONFIG: def('simulated PLC option %s: %s', false, 400),
   LG_ERR_PLC_SIM_START: def('the simulated PLC cannot start on %s: %s', true, 503),
   LG_ERR_PLC_SIM_STOPPED: def('the simulated PLC is down: %s', true, 503),
+
+  // The station's HTTP API (runtime/api/).
+  LG_ERR_API_BAD_REQUEST: def('%s: %s', false, 400),
+  LG_ERR_API_NOT_FOUND: def('%s', false, 404),
+  LG_ERR_API_UNAUTHORIZED: def('%s needs a valid bearer token (Authorization: Bearer <token>)', false, 401),
+  LG_ERR_API_WRITES_OFF: def('%s is off: no API token is configured (set LINEGATE_API_TOKEN or api.tokenFile)', false, 403),
+  LG_ERR_API_TOO_LARGE: def('the request body is larger than the %d bytes this route takes', false, 413),
+  LG_ERR_API_MEDIA_TYPE: def('content type %s is not accepted by %s (it takes %s)', false, 415),
+  LG_ERR_API_BUSY: def('%s is busy: %s', true, 429),
+  LG_ERR_API_UNAVAILABLE: def('%s is unavailable: %s', true, 503),
+  LG_ERR_API_NO_IMAGE: def('no image for result %s: %s', false, 404),
+  LG_ERR_API_TOKEN: def('the API token from %s cannot be used: %s', false, 400),
+  LG_ERR_API_LISTEN: def('the API cannot listen on %s: %s', true, 503),
+  LG_ERR_API_OFF: def('step "%s" (%s) takes its frames over HTTP, but the station\'s API is off: add an api: block to the station file or pass --api-port', false, 400),
+  LG_ERR_API_INTERNAL: def('%s failed: %s', false, 500),
 
   // Command line.
   LG_ERR_CLI_USAGE: def('%s', false, 400),

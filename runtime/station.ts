@@ -1,13 +1,18 @@
 import { EventEmitter } from 'node:events';
-import type { Health, Logger } from './contract.js';
-import { messageOf } from './errors.js';
+import { performance } from 'node:perf_hooks';
+import type { EncodedImage, FrameInput, Health, Logger, RawImage } from './contract.js';
+import { LinegateError, messageOf } from './errors.js';
 import type { InspectionResult } from './result.js';
 import { compileStationFile, type Plan } from './compile/compile.js';
 import { startStation, type StartedStation } from './execute/lifecycle.js';
 import { FrameLoop } from './execute/loop.js';
+import { buildResult } from './execute/outcome.js';
+import { Slots } from './execute/slots.js';
+import { runStages } from './execute/stages.js';
 import { SinkDispatcher, type DeliveryEvent } from './execute/sinks.js';
 import { STEPS_UP, StationStateError, canMove, type StationState } from './execute/station-state.js';
 import type { RunSummary } from './execute/tally.js';
+import { hungAfterMs } from './config/station-schema.js';
 import { builtinRegistry } from './registry/builtins.js';
 import type { Registry } from './registry/registry.js';
 
@@ -56,6 +61,9 @@ export class Station extends EventEmitter<StationEventMap> {
   #running: Promise<RunSummary> | undefined;
   #closing: Promise<void> | undefined;
   #stopRequested = false;
+  /** On-demand inspections (inspectOnce): one slot of their own, apart from the frame loop's. */
+  #oneOff: Slots | undefined;
+  #oneOffSequence = 0;
 
   constructor(plan: Plan, log: Logger) {
     super();
@@ -116,6 +124,56 @@ export class Station extends EventEmitter<StationEventMap> {
     return (this.#closing ??= this.#close());
   }
 
+  /**
+   * Inspects one image now, outside the frame loop: the compiled stages under the cycle budget and
+   * the result built as the loop builds it, but no sink (no PLC, no queue) hears of it and no
+   * station event is emitted. Only while the station is READY or PLAYING; one at a time, in a slot
+   * of its own that a stage call outliving its budget keeps taken until it returns (an ONNX run
+   * cannot be cancelled): a second call meanwhile is refused with LG_ERR_API_BUSY.
+   */
+  async inspectOnce(image: EncodedImage | RawImage, opts: { readonly partId?: string; readonly ref?: string; readonly signal?: AbortSignal } = {}): Promise<InspectionResult> {
+    const state = this.#state;
+    if ((state !== 'READY' && state !== 'PLAYING') || this.#started === undefined) {
+      throw new LinegateError('LG_ERR_API_UNAVAILABLE', ['inspection', `the station is ${state}`]);
+    }
+    const settings = this.plan.settings;
+    this.#oneOff ??= new Slots({ size: 1, hungAfterMs: hungAfterMs(settings), log: this.#log });
+    if (this.#oneOff.free === 0) throw new LinegateError('LG_ERR_API_BUSY', ['inspection', 'another on-demand inspection is running']);
+    const slot = this.#oneOff.take();
+    try {
+      const arrivedAt = performance.now();
+      const sequence = this.#oneOffSequence++;
+      const ref = opts.ref ?? 'api:inspect';
+      const input: FrameInput = { ref, image };
+      const frame = { ...input, partId: opts.partId ?? `${settings.id}-inspect-${sequence}`, sequence, capturedAt: new Date() };
+      const outcome = await runStages({ frame, arrivedAt, stages: this.#started.started.stages, stationId: settings.id, cycleBudgetMs: settings.cycleBudgetMs, slot, log: this.#log, ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
+      const result = buildResult(this.plan, frame, outcome, performance.now() - arrivedAt);
+      // Not the station's source: the record says the part came through the API.
+      return { ...result, source: { step: 'api', plugin: 'linegate/inspect', ref } };
+    } finally {
+      slot.release();
+    }
+  }
+
+  /** The services steps that are up offer under `name` (a manifest's `provides`), by step name: e.g. the HTTP routes of an HTTP source. */
+  services(name: string): ReadonlyMap<string, unknown> {
+    const out = new Map<string, unknown>();
+    const started = this.#started?.started;
+    if (started === undefined || !STEPS_UP.includes(this.#state)) return out;
+    for (const step of [started.source, ...started.stages, ...started.sinks]) {
+      if (!(step.step.plugin.manifest.provides ?? []).includes(name)) continue;
+      // The raw instance: the steps are up, and the closed-guard would make this sync call a promise.
+      const service = step.raw.service?.(name);
+      if (service !== undefined) out.set(step.step.name, service);
+    }
+    return out;
+  }
+
+  /** Results waiting in each background sink's lane, by step name (empty before the start). */
+  laneDepths(): Readonly<Record<string, number>> {
+    return this.#sinks?.depths() ?? {};
+  }
+
   /** `down` with the state unless the steps are up; then the worst of the frame loop and the steps. */
   health(): StationHealth {
     const state = this.#state;
@@ -154,6 +212,8 @@ export class Station extends EventEmitter<StationEventMap> {
       await this.#running?.catch(() => undefined);
       // Started without a run: the sinks were told the station is up, so they hear it go down too.
       await this.#sinks?.stopping();
+      // An on-demand inspection still running: the stages must not be closed under it (bounded).
+      await this.#oneOff?.idle(this.plan.settings.closeTimeoutMs);
     }
     this.#moveTo('CLOSING', 'close');
     await this.#started?.close();

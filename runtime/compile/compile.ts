@@ -6,6 +6,7 @@ import { deepFreeze } from '../config/freeze.js';
 import { loadDataFile, stationRoot } from '../config/load.js';
 import { StationFile, calibrationSetting, type StationSettings, type StepSpec, type SinkSpec } from '../config/station-schema.js';
 import { loadExternalPlugins } from '../registry/load-external.js';
+import { HISTORY_PLUGIN_ID, HISTORY_STEP } from '../history-file.js';
 import type { Registry } from '../registry/registry.js';
 import { formatCaps, negotiate } from './caps.js';
 import { bindCalibration, describeModels, type CalibrationUse, type PlannedModel } from './models.js';
@@ -117,15 +118,16 @@ export function compileStation(data: unknown, file: string, registry: Registry):
     return Object.freeze({ name: spec.name, path, kind, plugin, config: deepFreeze(config.data), critical: kind === 'sink' && critical });
   };
 
+  const sinkSpecs = withHistory(station, registry, errors);
   const source = plan(station.source, 'source', ['source']);
   const stages = station.stages.map((s, i) => plan(s, `stages[${i}]`, STAGE_KINDS));
-  const sinks = station.sinks.map((s, i) => plan(s, `sinks[${i}]`, ['sink']));
+  const sinks = sinkSpecs.map(([s, path]) => plan(s, path, ['sink']));
 
   const seen = new Map<string, string>();
   for (const [spec, path] of [
     [station.source, 'source'] as const,
     ...station.stages.map((s, i) => [s, `stages[${i}]`] as const),
-    ...station.sinks.map((s, i) => [s, `sinks[${i}]`] as const),
+    ...sinkSpecs,
   ]) {
     if (seen.has(spec.name)) errors.push(new LinegateError('LG_ERR_STATION_DUPLICATE_STEP', [spec.name], { step: spec.name, path: `${path}.name` }));
     seen.set(spec.name, path);
@@ -147,6 +149,28 @@ export function compileStation(data: unknown, file: string, registry: Registry):
     stages: Object.freeze(stages as PlannedStep[]),
     sinks: Object.freeze(sinks as PlannedStep[]),
   });
+}
+
+/**
+ * The station's sinks with their paths, and the history sink the station gets by default: unless
+ * it says `history: false` or lists a `core/history@1` sink itself. A registry without the plugin
+ * (an embedded or test registry of its own) gets none: the built-in registry always has it.
+ */
+function withHistory(station: StationFile, registry: Registry, errors: LinegateError[]): (readonly [SinkSpec, string])[] {
+  const listed = station.sinks.map((s, i) => [s, `sinks[${i}]`] as const);
+  const h = station.history;
+  if (h === false || station.sinks.some((s) => s.use === HISTORY_PLUGIN_ID) || registry.get(HISTORY_PLUGIN_ID) === undefined) return listed;
+  const taken = [station.source, ...station.stages, ...station.sinks].find((s) => s.name === HISTORY_STEP);
+  if (taken !== undefined) {
+    errors.push(
+      new LinegateError('LG_ERR_STATION_INVALID', ['history', `the history sink is a step named "${HISTORY_STEP}", and step "${taken.name}" (${taken.use}) has that name: rename that step, or set history: false`], {
+        path: 'history',
+        step: taken.name,
+      }),
+    );
+    return listed;
+  }
+  return [...listed, [{ name: HISTORY_STEP, use: HISTORY_PLUGIN_ID, config: { ...(h ?? {}) } }, 'history'] as const];
 }
 
 /**

@@ -121,6 +121,40 @@ export function settleQueueSize(settings: Pick<StationSettings, 'sinkQueueSize' 
   return Math.min(settings.settleQueueSize ?? 256, settings.sinkQueueSize);
 }
 
+/**
+ * The station's HTTP API (runtime/api/). The token is never in the station file: it comes from
+ * LINEGATE_API_TOKEN or the file `tokenFile` names, so a station file can be shared and versioned.
+ */
+export const ApiSettings = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1').describe('address to listen on; loopback unless told otherwise'),
+    port: z.number().int().min(0).max(65_535).default(8080).describe('0 picks a free port (logged); `linegate run --api-port` overrides it'),
+    tokenFile: z.string().min(1).optional().describe('file holding the bearer token (relative to the station root); LINEGATE_API_TOKEN wins when both are set'),
+    auth: z.enum(['writes', 'all']).default('writes').describe('writes: only state-changing routes need the token; all: read routes too (GET /health never does)'),
+    maxUploadMiB: z.number().positive().max(256).default(16).describe('largest image body POST /api/inspect and HTTP sources take'),
+  })
+  .strict();
+export type ApiSettings = z.infer<typeof ApiSettings>;
+
+/**
+ * The traceability history: on for every station unless `false`. The compiler adds its sink step
+ * (`core/history@1`, named `history`) with these fields; a station that lists that sink itself
+ * configures it there instead. Defaults live in the plugin's schema.
+ */
+export const HistorySetting = z
+  .union([
+    z.literal(false),
+    z
+      .object({
+        dir: z.string().min(1).optional().describe('folder of <station id>.sqlite, relative to the station root (default var/history)'),
+        maxAgeDays: z.number().positive().max(36_500).optional().describe('results older than this are deleted (default 90)'),
+        maxMiB: z.number().min(0).max(1_048_576).optional().describe('the oldest results are deleted past this size; 0: no limit (default 1024)'),
+      })
+      .strict(),
+  ])
+  .describe('the traceability history (an SQLite file per station, `linegate history`): on by default; false turns it off');
+export type HistorySetting = z.infer<typeof HistorySetting>;
+
 export const StationFile = z
   .object({
     station: StationSettings,
@@ -128,6 +162,8 @@ export const StationFile = z
     source: StepSpec,
     stages: z.array(StepSpec).min(1),
     sinks: z.array(SinkSpec).default([]),
+    history: HistorySetting.optional(),
+    api: z.union([z.literal(false), ApiSettings]).optional().describe('the HTTP API: on with an api: block (or `linegate run --api-port`), off when absent or false'),
   })
   .strict();
 export type StationFile = z.infer<typeof StationFile>;

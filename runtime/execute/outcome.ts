@@ -80,8 +80,13 @@ const round3 = (v: number): number => Math.round(v * 1000) / 1000;
  * a write and an fsync per part, and the key already is the frame's identity.
  */
 export function stableResultId(plan: Plan, frame: Pick<Frame, 'key' | 'capturedAt'>): string {
-  const seed = createHash('sha256').update(`${plan.settings.id}\0${plan.source.name}\0${frame.key ?? ''}`).digest();
-  return uuidv7(frame.capturedAt.getTime(), seed);
+  return resultIdFor(plan.settings.id, plan.source.name, frame.key ?? '', frame.capturedAt);
+}
+
+/** The same from its parts: a source that sets `key` and `capturedAt` can tell its caller the result id before the result exists (the HTTP source). */
+export function resultIdFor(stationId: string, sourceStep: string, key: string, capturedAt: Date): string {
+  const seed = createHash('sha256').update(`${stationId}\0${sourceStep}\0${key}`).digest();
+  return uuidv7(capturedAt.getTime(), seed);
 }
 
 /** RFC 9562 UUIDv7: 48-bit Unix ms, then random bits (or bits from `seed`); result ids sort by time. */

@@ -130,6 +130,11 @@ export class SinkDispatcher {
     return this.#overflows;
   }
 
+  /** Results waiting in each background sink's lane, by step name (for metrics). */
+  depths(): Record<string, number> {
+    return Object.fromEntries(this.#lanes.map((l) => [l.sink.step.name, l.queue.length]));
+  }
+
   /** Tells every sink the station is up (e.g. the PLC "ready"); each call bounded by `ms`; the first failure is thrown. */
   async started(ms: number): Promise<void> {
     await Promise.all(this.#all.map((s) => this.#call(s, 'started', ms, true)));

@@ -27,6 +27,8 @@ export interface StageRunArgs {
   /** The part's slot: a stage call the part stops waiting for keeps it taken until the call returns. */
   readonly slot: Slot;
   readonly log: Logger;
+  /** Ends the part early besides its budget (an on-demand inspection whose client went away); the frame loop passes none. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -36,7 +38,8 @@ export interface StageRunArgs {
  */
 export async function runStages(a: StageRunArgs): Promise<Outcome> {
   const remaining = Math.ceil(a.cycleBudgetMs - (performance.now() - a.arrivedAt));
-  const budget = AbortSignal.timeout(Math.max(1, remaining));
+  const timeout = AbortSignal.timeout(Math.max(1, remaining));
+  const budget = a.signal === undefined ? timeout : AbortSignal.any([timeout, a.signal]);
   const stageMs: Record<string, number> = {};
   let part: Part = { frame: a.frame };
   let current = '';

@@ -77,6 +77,7 @@ interface StationData {
   source: StepData;
   stages: StepData[];
   sinks?: unknown[];
+  history?: unknown;
 }
 
 /**
@@ -97,6 +98,8 @@ export async function replay(stationFile: string, dir: string, o: ReplayOptions)
   const station: StationData = { ...data, station: data.station, source: data.source, stages: data.stages };
   station.source = { name: data.source.name ?? 'source', use: 'replay/labelled-files@1', config: { files: images.map(({ file, abs, truth }) => ({ file, abs, truth })) } };
   station.sinks = [];
+  // Replayed parts are not the line's: they stay out of its traceability history too.
+  station.history = false;
   Object.assign(station.station, { cycleBudgetMs: REPLAY_BUDGET_MS, dropPolicy: 'block', queueSize: 2 });
   if (o.model !== undefined) swapModel(station.stages, o.model, loaded.file);
   const compile = (d: StationData): Promise<Plan> => {

@@ -3,7 +3,7 @@
  * third-party fixture plugin): a valid config, an invalid one, and one unit of
  * work. A new plugin without a case here fails the suite.
  */
-import { cpSync } from 'node:fs';
+import { cpSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Part, PluginModule, SinkInstance } from '../../runtime/contract.js';
 import { FIXTURE, decodedPart, frameOf } from '../helpers/samples.js';
@@ -13,6 +13,8 @@ import { contextFor } from '../helpers/samples.js';
 import { SimulatedPlc } from '../../plugins/opcua-plc/sim.js';
 import { TRIGGERS, opcuaPlc } from '../../plugins/opcua-plc/index.js';
 import { REDIS_URL, dropPrefix, uniquePrefix } from '../helpers/redis.js';
+import { HTTP_ROUTES_SERVICE, type PluginRoute } from '../../runtime/api/plugin-routes.js';
+import { ROOT } from '../helpers/station.js';
 import { plugin as brightnessModel } from './fixtures/brightness-model.js';
 
 /** Plugins written outside linegate against the contract alone; they must pass the same suite as the built-ins. */
@@ -27,6 +29,8 @@ export interface ConformanceCase {
   readonly input?: () => Promise<Part>;
   /** Sources only: what makes the next frame happen (a PLC trigger). */
   readonly stimulate?: () => void;
+  /** Sources only: the same, for a source whose frames come through its own instance (frames pushed over HTTP). */
+  readonly stimulateInstance?: (instance: unknown) => void;
   /** Real peers the plugin needs (a PLC), started once for its cases and stopped after. */
   readonly before?: () => Promise<void>;
   /** The services of the steps it declares it needs (`manifest.requires`), by config field. */
@@ -58,6 +62,19 @@ function hotDir(): string {
 
 export const CASES: Record<string, ConformanceCase> = {
   'core/folder-source@1': { config: () => ({ dir: 'fixtures/casting' }), badConfig: { dir: 'fixtures/casting', rateHz: 0 } },
+  'core/http-source@1': {
+    config: () => ({ queueSize: 2 }),
+    badConfig: { queueSize: 0 },
+    // A frame pushed through the route it offers the API, as a camera's POST would.
+    stimulateInstance: (instance) => {
+      // After close the runtime's guard answers every call with a rejected promise: nothing to push to then.
+      const service: unknown = (instance as { service(n: string): unknown }).service(HTTP_ROUTES_SERVICE);
+      if (service instanceof Promise) return void service.catch(() => undefined);
+      const routes = (service as { routes(): readonly PluginRoute[] }).routes();
+      const jpeg = readFileSync(path.join(ROOT, 'fixtures/casting/ok_front', readdirSync(path.join(ROOT, 'fixtures/casting/ok_front'))[0]!));
+      void routes[0]!.handle({ query: { partId: 'conformance-1' }, body: jpeg, contentType: 'image/jpeg', signal: new AbortController().signal }).catch(() => undefined);
+    },
+  },
   'core/hot-folder@1': { config: () => ({ dir: hotDir(), settleMs: 50, pollMs: 20 }), badConfig: { dir: '' } },
   'core/image-decode@1': { config: () => ({}), badConfig: { color: 'CMYK' }, input: async () => ({ frame: frameOf() }) },
   'core/image-quality@1': { config: () => ({}), badConfig: { minSharpness: -1 }, input: () => decodedPart() },
@@ -97,6 +114,7 @@ export const CASES: Record<string, ConformanceCase> = {
     after: stopPlc,
   },
   'core/jsonl-sink@1': { config: () => ({ dir: scratch('lg-conf-jsonl-') }), badConfig: { rotate: 'hourly' } },
+  'core/history@1': { config: () => ({ dir: scratch('lg-conf-history-') }), badConfig: { maxAgeDays: 0 } },
   'core/bullmq@1': {
     // The real Redis, under a prefix of its own; each instance its own spool (a spool is locked to one user).
     config: () => ({ redis: { url: REDIS_URL, urlEnv: 'LG_TEST_NO_SUCH_VAR' }, prefix: queuePrefix, spool: { dir: scratch('lg-conf-spool-') }, archive: { dir: scratch('lg-conf-archive-') } }),

@@ -25,7 +25,7 @@ async function work(plugin: PluginModule, instance: AnyInstance, ctx: PluginCont
   switch (plugin.manifest.kind) {
     case 'source': {
       const it = instance.frames!(ctx)[Symbol.asyncIterator]();
-      if (!ctx.signal.aborted) setTimeout(() => c.stimulate?.(), 50);
+      if (!ctx.signal.aborted) setTimeout(() => (c.stimulate?.(), c.stimulateInstance?.(instance)), 50);
       try {
         const first = await it.next();
         return first.done === true ? undefined : first.value;

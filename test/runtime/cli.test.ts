@@ -283,6 +283,6 @@ describe('the demo station', () => {
   it('checks OK where it ships', async () => {
     const r = await linegate(['check', path.join(ROOT, 'stations/demo.yaml'), '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ sinks: [{ name: 'plc' }, { name: 'archive' }, { name: 'queue', config: { prefix: 'linegate-demo' } }] });
+    expect(JSON.parse(r.stdout)).toMatchObject({ sinks: [{ name: 'plc' }, { name: 'archive' }, { name: 'queue', config: { prefix: 'linegate-demo' } }, { name: 'history', use: 'core/history@1', config: { dir: 'var/history' } }] });
   });
 });

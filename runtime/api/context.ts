@@ -1,0 +1,31 @@
+import type { Logger } from '../contract.js';
+import type { HistoryReader } from '../history.js';
+import type { Station } from '../station.js';
+import type { EventHub } from './events.js';
+import type { ImageStore } from './images.js';
+import type { StationMetrics } from './metrics.js';
+
+/** The API settings in effect: the station file's `api:` block with defaults and `--api-port` applied. */
+export interface EffectiveApiSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly tokenFile?: string;
+  readonly auth: 'writes' | 'all';
+  readonly maxUploadMiB: number;
+}
+
+/** What the routes are built from. */
+export interface ApiContext {
+  readonly station: Station;
+  readonly history: HistoryReader;
+  readonly images: ImageStore;
+  readonly metrics: StationMetrics;
+  readonly events: EventHub;
+  readonly settings: EffectiveApiSettings;
+  /** Whether a token is configured (state-changing routes are on). */
+  readonly writesOn: boolean;
+  readonly log: Logger;
+  readonly startedAt: number;
+  /** The port the server listens on (the chosen one for port 0), or the configured one before it listens. */
+  readonly boundPort: () => number;
+}

@@ -1,0 +1,103 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '../contract.js';
+import type { InspectionResult } from '../result.js';
+import type { Station } from '../station.js';
+
+export interface EventHubOptions {
+  /** Bytes a client may fall behind before it is dropped. */
+  readonly maxBufferedBytes?: number;
+  /** Clients at once; past that a new one is refused (503). */
+  readonly maxClients?: number;
+  readonly heartbeatMs?: number;
+}
+
+interface Client {
+  readonly res: ServerResponse;
+  readonly id: number;
+}
+
+/**
+ * Server-sent events of the station's results. Each result is serialised once and written to every
+ * client; a client whose socket buffer passes the bound (it reads slower than the station decides)
+ * is dropped, so the station never waits for a reader and memory stays bounded. A comment line
+ * every `heartbeatMs` keeps proxies from closing an idle stream and tells the client it is alive.
+ */
+export class EventHub {
+  readonly #station: Station;
+  readonly #log: Logger;
+  readonly #maxBuffered: number;
+  readonly #maxClients: number;
+  readonly #clients = new Set<Client>();
+  readonly #heartbeat: NodeJS.Timeout;
+  readonly #onResult = (r: InspectionResult): void => this.#broadcast('result', r);
+  readonly #onDrop = (r: InspectionResult): void => this.#broadcast('result', r);
+  #nextId = 0;
+  #dropped = 0;
+  #closed = false;
+
+  constructor(station: Station, log: Logger, o: EventHubOptions = {}) {
+    this.#station = station;
+    this.#log = log;
+    this.#maxBuffered = o.maxBufferedBytes ?? 1024 * 1024;
+    this.#maxClients = o.maxClients ?? 32;
+    this.#heartbeat = setInterval(() => this.#send(': heartbeat\n\n'), o.heartbeatMs ?? 15_000);
+    this.#heartbeat.unref();
+    station.on('result', this.#onResult);
+    station.on('drop', this.#onDrop);
+  }
+
+  get clients(): number {
+    return this.#clients.size;
+  }
+
+  /** Slow clients dropped so far. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
+  get full(): boolean {
+    return this.#closed || this.#clients.size >= this.#maxClients;
+  }
+
+  /** Takes the response over: headers, a first comment, then results until the client or the server goes. */
+  attach(req: IncomingMessage, res: ServerResponse): void {
+    const client: Client = { res, id: this.#nextId++ };
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(`: linegate ${this.#station.plan.settings.id} results\nretry: 2000\n\n`);
+    this.#clients.add(client);
+    const gone = (): void => void this.#clients.delete(client);
+    req.on('close', gone);
+    res.on('close', gone);
+    res.on('error', gone);
+  }
+
+  /** Ends every stream and stops listening; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    this.#station.off('result', this.#onResult);
+    this.#station.off('drop', this.#onDrop);
+    for (const c of this.#clients) c.res.end();
+    this.#clients.clear();
+  }
+
+  #broadcast(event: string, r: InspectionResult): void {
+    if (this.#clients.size === 0) return;
+    this.#send(`id: ${r.resultId}\nevent: ${event}\ndata: ${JSON.stringify(r)}\n\n`);
+  }
+
+  #send(chunk: string): void {
+    for (const c of this.#clients) {
+      // writableLength: what the socket has not taken yet. Past the bound this reader is too slow.
+      if (c.res.writableLength + chunk.length > this.#maxBuffered) {
+        this.#clients.delete(c);
+        this.#dropped++;
+        this.#log.warn({ client: c.id, bufferedBytes: c.res.writableLength }, 'an event-stream client reads too slowly: dropped (the station does not wait for readers)');
+        c.res.destroy();
+        continue;
+      }
+      c.res.write(chunk);
+    }
+  }
+}

@@ -1,0 +1,44 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { linegate } from '../helpers/cli.js';
+import { testRoot } from '../helpers/roots.js';
+
+const station = (api: string): string => `
+station: { id: cli-api, cycleBudgetMs: 2000 }
+source: { name: cam, use: core/folder-source@1, config: { dir: fixtures/casting, rateHz: 20 } }
+stages:
+  - { name: decode, use: core/image-decode@1, config: { color: GRAY } }
+  - { name: quality, use: core/image-quality@1 }
+  - { name: verdict, use: core/threshold-rules@1, config: { rules: [{ label: blurred, minScore: 0.99, rejectCode: 11 }] } }
+${api}
+`;
+
+describe('linegate run with the API', () => {
+  it('serves the API on the port --api-port 0 picked, logs where, and closes it before the steps', async () => {
+    const root = testRoot();
+    const file = path.join(root, 'stations', 'api.yaml');
+    writeFileSync(file, station('api: { port: 8080 }'));
+    let ready: Promise<Response> | undefined;
+    const run = await linegate(['run', file, '--max-frames', '6', '--api-port', '0', '--no-pretty'], {}, (text) => {
+      const m = /HTTP API listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(text);
+      if (m !== null && ready === undefined) ready = fetch(`${m[1]}/ready`);
+    });
+    expect(run.code).toBe(0);
+    const logs = run.logs();
+    const listening = logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('HTTP API listening on'));
+    expect(listening?.api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(listening?.api).not.toBe('http://127.0.0.1:8080');
+    expect(ready).toBeDefined();
+    expect([200, 503]).toContain((await ready!).status);
+  });
+
+  it('refuses a station whose source takes frames over HTTP while the API is off', async () => {
+    const root = testRoot();
+    const file = path.join(root, 'stations', 'http.yaml');
+    writeFileSync(file, station('').replace('{ name: cam, use: core/folder-source@1, config: { dir: fixtures/casting, rateHz: 20 } }', '{ name: cam, use: core/http-source@1 }'));
+    const run = await linegate(['run', file, '--no-pretty'], {});
+    expect(run.code).toBe(2);
+    expect(run.stdout + run.stderr).toContain('LG_ERR_API_OFF');
+  });
+});

@@ -23,7 +23,7 @@ export async function runCommand(file: string, opts: RunOptions, ctx: CommandCon
   const log = ctx.logger(opts);
   const loaded = await loadDataFile(file);
   const plan = await compileStationData(loaded.data, loaded.file, builtinRegistry());
-  const apiSettings = apiSettingsFor(plan, loaded.data, opts.apiPort);
+  const apiSettings = apiSettingsFor(plan, loaded.data, opts.apiPort, ctx.io.env);
   await verifyPlan(plan, log);
   const station = new Station(plan, log);
   const offSignals = onStopSignals(log, ctx.io, 'stopping: no new frames; draining parts in flight and flushing sinks', () => station.stop());

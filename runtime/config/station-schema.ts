@@ -163,7 +163,7 @@ export const StationFile = z
     stages: z.array(StepSpec).min(1),
     sinks: z.array(SinkSpec).default([]),
     history: HistorySetting.optional(),
-    api: z.union([z.literal(false), ApiSettings]).optional().describe('the HTTP API: on with an api: block (or `linegate run --api-port`), off when absent or false'),
+    api: z.union([z.literal(false), ApiSettings]).optional().describe('the HTTP API: on by default (127.0.0.1:8080), off with false; LINEGATE_API_PORT and `linegate run --api-port` move the port'),
   })
   .strict();
 export type StationFile = z.infer<typeof StationFile>;

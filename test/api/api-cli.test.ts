@@ -36,9 +36,35 @@ describe('linegate run with the API', () => {
   it('refuses a station whose source takes frames over HTTP while the API is off', async () => {
     const root = testRoot();
     const file = path.join(root, 'stations', 'http.yaml');
-    writeFileSync(file, station('').replace('{ name: cam, use: core/folder-source@1, config: { dir: fixtures/casting, rateHz: 20 } }', '{ name: cam, use: core/http-source@1 }'));
+    writeFileSync(file, station('api: false').replace('{ name: cam, use: core/folder-source@1, config: { dir: fixtures/casting, rateHz: 20 } }', '{ name: cam, use: core/http-source@1 }'));
     const run = await linegate(['run', file, '--no-pretty'], {});
     expect(run.code).toBe(2);
     expect(run.stdout + run.stderr).toContain('LG_ERR_API_OFF');
+  });
+
+  it('finds, through the API of a restarted station, a part the station inspected before the restart (the history survives)', async () => {
+    const root = testRoot();
+    const before = path.join(root, 'stations', 'before.yaml');
+    const after = path.join(root, 'stations', 'after.yaml');
+    // Same station id (so the same history file), different images: what the second run finds of the first is the history's.
+    writeFileSync(before, station('').replace('dir: fixtures/casting,', 'dir: fixtures/casting/def_front,'));
+    writeFileSync(after, station('').replace('dir: fixtures/casting, rateHz: 20', 'dir: fixtures/casting/ok_front, rateHz: 4'));
+    const first = await linegate(['run', before, '--max-frames', '3', '--no-pretty'], {});
+    expect(first.code).toBe(0);
+    const part = 'cast_def_0_103';
+    let found: Promise<{ status: number; body: { items: { partId: string; resultId: string; verdict: string }[] } }> | undefined;
+    const second = await linegate(['run', after, '--max-frames', '4', '--no-pretty'], {}, (text) => {
+      const m = /HTTP API listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(text);
+      if (m !== null && found === undefined) {
+        found = fetch(`${m[1]}/api/results?partId=${part}`).then(async (r) => ({ status: r.status, body: (await r.json()) as never }));
+      }
+    });
+    expect(second.code).toBe(0);
+    expect(found).toBeDefined();
+    const { status, body } = await found!;
+    expect(status).toBe(200);
+    expect(body.items).toHaveLength(1);
+    expect(body.items[0]).toMatchObject({ partId: part });
+    expect(['pass', 'fail']).toContain(body.items[0]!.verdict);
   });
 });

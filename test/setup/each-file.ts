@@ -7,6 +7,9 @@ import { removeScratch } from '../helpers/scratch.js';
 // what a file made (temp folders, Redis prefixes) goes when it is done. Registered here, first, these
 // hooks run after the file's own (vitest runs after-hooks last-registered first).
 afterEach(killAll);
+// Every station's API is on by default at 8080: tests run stations side by side, so each takes a free
+// port (children inherit it). A test about the port itself sets its own.
+process.env.LINEGATE_API_PORT ??= '0';
 afterAll(async () => {
   await runFileEnd();
   removeScratch();

@@ -188,6 +188,8 @@ interface PipelineRound extends Figures {
 async function pipelineRound(o: PipelineOptions, maxInFlight: number, dir: string, prefix: string, thread: 'worker' | 'main' = 'worker'): Promise<PipelineRound> {
   const station = stationFrom({
     station: { id: 'bench-pipeline', maxInFlight, cycleBudgetMs: 5000 },
+    // The comparison is with the JSONL and queue sinks; the history (on by default) is measured apart.
+    history: false,
     source: { name: 'cam', use: 'core/folder-source@1', config: { dir: o.fixtures, loop: true } },
     stages: [
       { name: 'decode', use: 'core/image-decode@1', config: { color: 'GRAY' } },

@@ -49,6 +49,7 @@ export async function benchPlcLatency(parts: number): Promise<Record<string, unk
   const plc = startPlc(parts);
   const station = stationFrom({
     station: { id: 'bench-plc', cycleBudgetMs: 2000, maxInFlight: 1, queueSize: 0 },
+    history: false,
     source: { name: 'cam', use: 'core/opcua-trigger@1', config: { plc: 'plc', camera: { dir: path.join(ROOT, 'fixtures/casting') } } },
     stages: [
       { name: 'decode', use: 'core/image-decode@1', config: { color: 'GRAY' } },

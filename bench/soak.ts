@@ -96,6 +96,8 @@ export async function benchSoak(o: SoakOptions): Promise<Record<string, unknown>
   const prefix = benchRedis.prefix();
   const spec = data as { source: { config: Record<string, unknown> }; sinks: { name: string; config: Record<string, unknown> }[] };
   spec.source.config = { ...spec.source.config, loop: true };
+  // The history is on by default, so the soak keeps it (its thread and SQLite's memory count), in the temp folder.
+  (spec as { history?: unknown }).history = { dir: path.join(dir, 'history') };
   spec.sinks = [
     ...spec.sinks.map((s) => (s.name === 'archive' ? { ...s, config: { ...s.config, dir: path.join(dir, 'results') } } : s)),
     {

@@ -34,7 +34,7 @@ describe.skipIf(!existsSync(MODEL) || !existsSync(NEU))('the NEU YOLOv8n detecto
     for (const f of [...byClass.values()].flat()) symlinkSync(path.join(NEU, 'IMAGES', f), path.join(dir, 'imgs', f));
     const station = path.join(dir, 'station.yaml');
     const text = (await import('node:fs')).readFileSync(path.join(ROOT, 'stations/neu-steel.yaml'), 'utf8');
-    writeFileSync(station, text.replace('dir: fixtures/neu-det', `dir: ${path.join(dir, 'imgs')}`).replace(/sinks:[\s\S]*$/, '').replace('station:\n', `station:\n  root: ${ROOT}\n`).replace(/cycleBudgetMs: \d+/, 'cycleBudgetMs: 60000'));
+    writeFileSync(station, text.replace('dir: fixtures/neu-det', `dir: ${path.join(dir, 'imgs')}`).replace(/sinks:[\s\S]*$/, 'history: false\n').replace('station:\n', `station:\n  root: ${ROOT}\n`).replace(/cycleBudgetMs: \d+/, 'cycleBudgetMs: 60000'));
     const s = new Station(await compileStationFile(station, builtinRegistry()), silentLog);
     const results: InspectionResult[] = [];
     s.on('result', (r) => results.push(r));

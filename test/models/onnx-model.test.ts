@@ -46,7 +46,7 @@ describe('core/onnx-model@1 refuses a package that does not match its graph, at 
     mkdirSync(path.join(root, 'stations'));
     writeFileSync(
       path.join(root, 'stations/s.yaml'),
-      readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8').replace('dir: fixtures/casting', `dir: ${path.join(ROOT, 'fixtures/casting')}`).replace(/sinks:[\s\S]*$/, ''),
+      readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8').replace('dir: fixtures/casting', `dir: ${path.join(ROOT, 'fixtures/casting')}`).replace(/sinks:[\s\S]*$/, 'history: false\n'),
     );
     const r = await linegate(['run', path.join(root, 'stations/s.yaml'), '--no-pretty']);
     expect(r.code).toBe(2);
@@ -98,7 +98,7 @@ describe('core/onnx-model@1 refuses a package that does not match its graph, at 
       readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8')
         .replace('station:\n', `station:\n  root: ${ROOT}\n`)
         .replace('core/classify-decode@1', 'core/yolo-decode@1')
-        .replace(/sinks:[\s\S]*$/, ''),
+        .replace(/sinks:[\s\S]*$/, 'history: false\n'),
     );
     const station = new Station(await compileStationFile(file, builtinRegistry()), silentLog);
     const err = await station.start().then(

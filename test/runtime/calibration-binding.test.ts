@@ -25,7 +25,10 @@ function station(o: { model?: typeof CLS1 | null; setting?: (file: string) => un
   const provenance = { date: '2026-11-30', method: 'test', ...(o.model === undefined ? {} : { model: o.model }) };
   writeFileSync(calibration, JSON.stringify({ station: 'casting-01', thresholds: o.thresholds ?? { defect: 0.5 }, provenance }));
   const setting = JSON.stringify(o.setting?.(calibration) ?? calibration);
-  const yaml = readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8').replace('station:\n', `station:\n  root: ${ROOT}\n  calibration: ${setting}\n`);
+  // Rooted in the repository (for its model and fixtures), so nothing may write there: no sinks, no history.
+  const yaml = readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8')
+    .replace('station:\n', `station:\n  root: ${ROOT}\n  calibration: ${setting}\n`)
+    .replace(/sinks:[\s\S]*$/, 'history: false\n');
   const file = path.join(dir, 'casting.yaml');
   writeFileSync(file, yaml);
   return { file, calibration, dir };

@@ -114,6 +114,7 @@ function station(opts: { count: number; settings?: Record<string, unknown>; log?
   const plan = compileStation(
     {
       station: { id: name, ...opts.settings },
+      history: false,
       source: { name: 'cam', use: 'dur/source@1', config: { gate: name, count: opts.count } },
       stages: [
         { name: 'inspect', use: 'test/stage@1', config: { probe: name } },
@@ -226,7 +227,7 @@ describe('the dispatcher', () => {
 
 describe('result ids for frames a source may yield again', () => {
   const plan = compileStation(
-    { station: { id: 'ids-01' }, source: { name: 'cam', use: 'test/source@1' }, stages: [{ name: 's', use: 'test/stage@1' }, { name: 'd', use: 'test/decide@1' }] },
+    { station: { id: 'ids-01' }, history: false, source: { name: 'cam', use: 'test/source@1' }, stages: [{ name: 's', use: 'test/stage@1' }, { name: 'd', use: 'test/decide@1' }] },
     path.join(ROOT, 'stations', 'test.yaml'),
     testRegistry(),
   );

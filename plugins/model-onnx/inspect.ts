@@ -362,7 +362,10 @@ function generic(i: Inspection, opts: DraftOptions, review: string[]): Family {
       assumed: {
         ...assumed,
         'decode.activation': probabilities === undefined ? logitsWhy : `${probabilities}, so the scores are used as they are (a softmax over probabilities would squash them towards 1/${classes})`,
-        'decode.goodLabels': 'a guess (the first class): list every label that means a good part',
+        // torchvision's ImageFolder numbers classes by sorted folder name: "def_front" comes before "ok_front",
+        // so the first class is as often the defect as the good one, and a wrong guess inverts every verdict.
+        'decode.goodLabels':
+          "a guess (the first class): list every label that means a good part; with torchvision's ImageFolder the classes are the training folders in sorted order (class0 is the first folder name), so check which one is good",
       },
     };
   }

@@ -93,7 +93,11 @@ export const InspectionResult = z
     }),
     frame: z.object({
       ref: z.string().describe('reference to the stored image (path or archive key)'),
-      sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+      sha256: z
+        .string()
+        .regex(/^[0-9a-f]{64}$/)
+        .optional()
+        .describe("sha256 of the frame's encoded bytes as the source gave them: the image archive's content address. Absent for a dropped frame, and for a raw frame (the queue sink's copy then carries the hash of the PNG it archived)"),
       width: z.number().int().positive().optional(),
       height: z.number().int().positive().optional(),
       format: z.string().optional(),

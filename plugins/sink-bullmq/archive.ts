@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Logger } from '../../runtime/contract.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import type { ArchivedImage } from './jobs.js';
+import { sniffImageFormat } from '../../runtime/image-format.js';
 
 /*
  * The station's image archive: each image once, under its sha256, in the
@@ -15,15 +16,7 @@ import type { ArchivedImage } from './jobs.js';
 const EXTENSION: Readonly<Record<string, string>> = { jpeg: 'jpg', jpg: 'jpg', png: 'png', bmp: 'bmp', tiff: 'tif', tif: 'tif', webp: 'webp' };
 
 /** The encoding from the bytes themselves: a file's extension can lie. */
-export function sniffFormat(data: Uint8Array): string | undefined {
-  const b = (i: number): number => data[i] ?? -1;
-  if (b(0) === 0xff && b(1) === 0xd8 && b(2) === 0xff) return 'jpeg';
-  if (b(0) === 0x89 && b(1) === 0x50 && b(2) === 0x4e && b(3) === 0x47) return 'png';
-  if (b(0) === 0x42 && b(1) === 0x4d) return 'bmp';
-  if ((b(0) === 0x49 && b(1) === 0x49 && b(2) === 0x2a && b(3) === 0) || (b(0) === 0x4d && b(1) === 0x4d && b(2) === 0 && b(3) === 0x2a)) return 'tiff';
-  if (b(0) === 0x52 && b(1) === 0x49 && b(2) === 0x46 && b(3) === 0x46 && b(8) === 0x57 && b(9) === 0x45 && b(10) === 0x42 && b(11) === 0x50) return 'webp';
-  return undefined;
-}
+export const sniffFormat = sniffImageFormat;
 
 export const sha256Of = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 

@@ -26,11 +26,14 @@ export interface QueueSinkState {
 export function queueSinkHealth(s: QueueSinkState): Health {
   const { forwarder, spool, where } = s;
   const pending = spool.pendingBytes;
+  const ageS = Math.round(spool.oldestPendingAgeS() * 1000) / 1000;
   const data = {
     redis: where,
     state: forwarder.state,
     spool: spool.dir,
     pendingBytes: pending,
+    // 0 with nothing waiting, rather than absent: an alert on "older than N s" needs no special case for an empty spool.
+    oldestPendingAgeS: ageS,
     archivedImages: s.archive?.count ?? 0,
     skippedByQuota: s.skippedByQuota,
     ...(spool.writeFault === undefined ? {} : { spoolWrite: spool.writeFault.code }),
@@ -47,7 +50,7 @@ export function queueSinkHealth(s: QueueSinkState): Health {
   }
   if (forwarder.spoolFault !== undefined) return { status: 'degraded', detail: `spool ${spool.dir}: ${forwarder.spoolFault}; retrying`, data };
   if (forwarder.state === 'unreachable' || (forwarder.state !== 'up' && !spool.empty)) {
-    return { status: 'degraded', detail: `Redis at ${where} unreachable (${forwarder.why || forwarder.state}): ${pending} bytes spooled in ${spool.dir}, sent when it answers`, data };
+    return { status: 'degraded', detail: `Redis at ${where} unreachable (${forwarder.why || forwarder.state}): ${pending} bytes spooled in ${spool.dir}, the oldest for ${Math.round(ageS)} s, sent when it answers`, data };
   }
   if (s.archiveFault !== undefined) return { status: 'degraded', detail: `images are not archived (${s.archiveFault}); results and samples still go to Redis`, data };
   return { status: 'ok', detail: forwarder.state === 'up' ? `queues on ${where}` : `waiting for Redis at ${where}; nothing spooled`, data };

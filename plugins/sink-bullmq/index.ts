@@ -182,7 +182,9 @@ function queueSink(config: Config, p: Parts, log: Logger): SinkInstance {
       let archiveError: unknown;
       if (keep) {
         try {
-          stored = await archive.put(...(await bytesOf(image)));
+          const [data, format] = await bytesOf(image);
+          // An encoded frame is stored as it came, and the station already hashed those bytes (withFrameHash): not twice.
+          stored = await archive.put(data, format, image.kind === 'encoded' ? result.frame.sha256 : undefined);
           images.ok();
         } catch (e) {
           lost = `image not archived: ${messageOf(e)}`;
@@ -193,8 +195,8 @@ function queueSink(config: Config, p: Parts, log: Logger): SinkInstance {
       // Waiting to say "delivered" holds the lane: only while nothing waits behind, so a burst is spooled at disk speed.
       const wait = config.deliveredWaitMs > 0 && !forwarder.stuck && (info?.behind ?? 0) === 0;
       const delivered = wait ? forwardedWithin(key, config.deliveredWaitMs) : Promise.resolve(false);
-      // The content address is worked out here, in the background, not in the part's cycle: the PLC must not wait for it.
-      const sha256 = stored?.sha256 ?? (image?.kind === 'encoded' ? sha256Of(image.data) : undefined);
+      // A station hashes an encoded frame once its PLC has the verdict; a raw frame's address is its PNG's, known only here.
+      const sha256 = stored?.sha256 ?? (image?.kind === 'encoded' ? (result.frame.sha256 ?? sha256Of(image.data)) : undefined);
       const record = sha256 === undefined || result.frame.sha256 !== undefined ? result : { ...result, frame: { ...result.frame, sha256 } };
       const appends = [spool.append({ queue: 'results', id: result.resultId, data: record })];
       if (sample !== undefined) {

@@ -104,3 +104,29 @@ async function lineEnd(file: string, from: number, end: number): Promise<number>
   }
   return end;
 }
+
+/** Enough of a line's head to hold `{"at":<ms>,`. */
+const HEAD_AT_BYTES = 64;
+const AT = /^\{"at":(\d{1,15})[,}]/;
+
+/**
+ * When the record at `pos` was appended, from the head of its line: undefined `at` for a line
+ * that does not start with it (an older spool, a bad line); undefined when no kept line is there.
+ */
+export async function appendedAt(view: SegmentView, pos: Position): Promise<{ readonly at: number | undefined; readonly file: string } | undefined> {
+  for (let p: Position | undefined = pos; p !== undefined; ) {
+    if (!view.segments.includes(p.segment)) return undefined;
+    const end = await view.end(p.segment);
+    if (p.offset >= end) {
+      const segment: number = p.segment;
+      const next: number | undefined = view.segments.find((n) => n > segment);
+      p = next === undefined ? undefined : { segment: next, offset: 0 };
+      continue;
+    }
+    const file = view.file(p.segment);
+    const head = (await readAt(file, p.offset, Math.min(HEAD_AT_BYTES, end - p.offset))).toString('latin1');
+    const m = AT.exec(head);
+    return { at: m === null ? undefined : Number(m[1]), file };
+  }
+  return undefined;
+}

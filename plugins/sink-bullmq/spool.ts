@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../runtime/contract.js';
 import { LinegateError } from '../../runtime/errors.js';
 import { nodeFileOps, type FileOps } from '../lib/file-ops.js';
 import { LineFile, repairTail, writeError } from '../lib/line-file.js';
 import { releaseLock, takeLock } from './spool-lock.js';
-import { scan, type Scan, type SegmentView } from './spool-read.js';
+import { appendedAt, scan, type Scan, type SegmentView } from './spool-read.js';
 
 /*
  * The durable spool between the station and Redis: an append-only log of JSON
@@ -23,6 +23,11 @@ export interface SpoolRecord {
   readonly queue: string;
   readonly id: string;
   readonly data: unknown;
+  /**
+   * When append() took it (ms since the epoch), written first on its line. It travels with the
+   * record so that the age of the oldest waiting record stays true across restarts.
+   */
+  readonly at?: number;
 }
 
 /** The largest record an append takes by default (its JSON line): an image inlined at the 4 MiB limit fits. */
@@ -71,7 +76,7 @@ export class Spool extends EventEmitter<SpoolEvents> {
   readonly #sizes = new Map<number, number>();
   #cursor: Position = { segment: 1, offset: 0 };
   #writer: { readonly segment: number; readonly file: LineFile } | undefined;
-  #waiting: { line: string; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  #waiting: { line: string; at: number; resolve: () => void; reject: (e: unknown) => void }[] = [];
   #waitingBytes = 0;
   #flushing: Promise<void> | undefined;
   #level: 'clear' | 'alarm' | 'full' = 'clear';
@@ -80,6 +85,12 @@ export class Spool extends EventEmitter<SpoolEvents> {
   /** Lines quarantined by this process (segment:offset): each goes to quarantine.jsonl once, however often it is read. */
   readonly #quarantined = new Set<string>();
   #closing: Promise<void> | undefined;
+  /**
+   * When the record at the cursor was appended; undefined exactly while nothing kept waits. Learnt
+   * from the appends while the spool is empty and from one short read at the cursor after each
+   * commit (and at open), never by scanning the backlog.
+   */
+  #oldestAt: number | undefined;
 
   private constructor(dir: string, o: SpoolOptions) {
     super();
@@ -112,6 +123,16 @@ export class Spool extends EventEmitter<SpoolEvents> {
     return this.pendingBytes === 0;
   }
 
+  /** When the oldest record not yet committed past was appended (ms since the epoch); undefined when none waits. */
+  get oldestPendingAt(): number | undefined {
+    return this.#oldestAt;
+  }
+
+  /** Seconds the oldest waiting record has waited; 0 when none waits (a clock set back never makes it negative). */
+  oldestPendingAgeS(now = Date.now()): number {
+    return this.#oldestAt === undefined ? 0 : Math.max(0, now - this.#oldestAt) / 1000;
+  }
+
   /** Why appends fail now (a full disk), or undefined while they work. */
   get writeFault(): LinegateError | undefined {
     return this.#writeFault;
@@ -127,7 +148,9 @@ export class Spool extends EventEmitter<SpoolEvents> {
    */
   append(record: SpoolRecord): Promise<void> {
     if (this.#closing !== undefined) return Promise.reject(new LinegateError('LG_ERR_QUEUE_SPOOL_FULL', [this.dir, this.pendingBytes, this.#o.maxBytes, `${record.queue} ${record.id} (the spool is closed)`]));
-    const line = `${JSON.stringify(record)}\n`;
+    const at = record.at ?? Date.now();
+    // `at` first: the age of a waiting record is read from the head of its line alone (appendedAt).
+    const line = `${JSON.stringify({ at, queue: record.queue, id: record.id, data: record.data })}\n`;
     const bytes = Buffer.byteLength(line);
     if (bytes > this.#o.maxRecordBytes) return Promise.reject(new LinegateError('LG_ERR_QUEUE_RECORD_TOO_LARGE', [record.id, record.queue, bytes, this.#o.maxRecordBytes]));
     if (this.pendingBytes + bytes > this.#o.maxBytes) {
@@ -135,7 +158,7 @@ export class Spool extends EventEmitter<SpoolEvents> {
       return Promise.reject(new LinegateError('LG_ERR_QUEUE_SPOOL_FULL', [this.dir, this.pendingBytes, this.#o.maxBytes, `${record.queue} ${record.id}`]));
     }
     return new Promise<void>((resolve, reject) => {
-      this.#waiting.push({ line, resolve, reject });
+      this.#waiting.push({ line, at, resolve, reject });
       this.#waitingBytes += bytes;
       this.#flushing ??= this.#flush();
     });
@@ -165,6 +188,7 @@ export class Spool extends EventEmitter<SpoolEvents> {
     this.#segments = this.#segments.filter((s) => s >= end.segment);
     this.#cursor = end;
     if (this.#level !== 'clear' && this.pendingBytes < this.#o.maxBytes / 2) this.#setLevel('clear');
+    await this.#learnOldest();
   }
 
   /** Waits for appends in progress, then releases the folder; idempotent. */
@@ -175,6 +199,30 @@ export class Spool extends EventEmitter<SpoolEvents> {
       await this.#quarantine?.close();
       await releaseLock(this.dir);
     })());
+  }
+
+  /** Bytes kept on disk past the cursor (appends still being written left out). */
+  #keptPending(): number {
+    return this.pendingBytes - this.#waitingBytes;
+  }
+
+  /**
+   * Reads when the record now at the cursor was appended: one short read. A line without `at`
+   * (written by a linegate before it was recorded, or not a record at all) counts from its
+   * segment file's creation time where the file system keeps one, else its last change: the
+   * closest the disk knows.
+   */
+  async #learnOldest(): Promise<void> {
+    if (this.#keptPending() === 0) {
+      this.#oldestAt = undefined;
+      return;
+    }
+    const found = await appendedAt(this.#view(), this.#cursor).catch(() => undefined);
+    if (found === undefined) {
+      this.#oldestAt ??= Date.now();
+      return;
+    }
+    this.#oldestAt = found.at ?? (await stat(found.file).then((s) => Math.min(s.mtimeMs, s.birthtimeMs > 0 ? s.birthtimeMs : Infinity)).catch(() => this.#oldestAt ?? Date.now()));
   }
 
   #view(): SegmentView {
@@ -197,6 +245,8 @@ export class Spool extends EventEmitter<SpoolEvents> {
           if (w === undefined || w.file.size >= this.#o.segmentBytes || w.file.broken !== undefined) await this.#rotate();
           await this.#writer!.file.append(data);
           this.#waitingBytes -= data.byteLength;
+          // Nothing kept was waiting before this batch (else #oldestAt is set): its first record is the oldest.
+          this.#oldestAt ??= batch[0]!.at;
           this.#setWriteFault(undefined);
           for (const x of batch) x.resolve();
         } catch (e) {
@@ -267,7 +317,8 @@ export class Spool extends EventEmitter<SpoolEvents> {
       this.#sizes.delete(last);
       this.#writer = { segment: last, file };
       const pending = this.pendingBytes;
-      if (pending > 0) this.#o.log.info({ spool: this.dir, pendingBytes: pending }, 'spool holds records from an earlier run; they are sent first');
+      await this.#learnOldest();
+      if (pending > 0) this.#o.log.info({ spool: this.dir, pendingBytes: pending, oldestAt: this.#oldestAt === undefined ? undefined : new Date(this.#oldestAt).toISOString() }, 'spool holds records from an earlier run; they are sent first');
     }
   }
 

@@ -4,7 +4,7 @@ import { definePlugin, type FrameInput, type PluginContext, type SourceInstance 
 import { LinegateError } from '../../runtime/errors.js';
 import { resultIdFor } from '../../runtime/execute/outcome.js';
 import type { InspectionResult } from '../../runtime/result.js';
-import { sniff } from '../../runtime/api/images.js';
+import { sniffImageFormat as sniff } from '../../runtime/image-format.js';
 import { HTTP_ROUTES_SERVICE, type HttpRoutes, type PluginRoute } from '../../runtime/api/plugin-routes.js';
 
 export const HTTP_SOURCE_ID = 'core/http-source@1';

@@ -88,9 +88,12 @@ export class EventHub {
   }
 
   #send(chunk: string): void {
+    const bytes = Buffer.byteLength(chunk);
     for (const c of this.#clients) {
-      // writableLength: what the socket has not taken yet. Past the bound this reader is too slow.
-      if (c.res.writableLength + chunk.length > this.#maxBuffered) {
+      // writableLength: what the socket has not taken yet. Past the bound this reader is too slow; a
+      // client that has taken everything still gets an event larger than the bound (else none would).
+      const behind = c.res.writableLength;
+      if (behind > 0 && behind + bytes > this.#maxBuffered) {
         this.#clients.delete(c);
         this.#dropped++;
         this.#log.warn({ client: c.id, bufferedBytes: c.res.writableLength }, 'an event-stream client reads too slowly: dropped (the station does not wait for readers)');

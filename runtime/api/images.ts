@@ -4,6 +4,7 @@ import path from 'node:path';
 import { LinegateError } from '../errors.js';
 import type { Plan } from '../compile/compile.js';
 import type { InspectionResult } from '../result.js';
+import { sniffImageFormat } from '../image-format.js';
 
 const SHA256 = /^[0-9a-f]{64}$/;
 /** The extensions the image archive stores under (plugins/sink-bullmq/archive.ts). */
@@ -75,14 +76,7 @@ export class ImageStore {
   }
 }
 
-export function sniff(data: Uint8Array): string | undefined {
-  const b = (i: number): number => data[i] ?? -1;
-  if (b(0) === 0xff && b(1) === 0xd8 && b(2) === 0xff) return 'jpeg';
-  if (b(0) === 0x89 && b(1) === 0x50 && b(2) === 0x4e && b(3) === 0x47) return 'png';
-  if (b(0) === 0x42 && b(1) === 0x4d) return 'bmp';
-  if ((b(0) === 0x49 && b(1) === 0x49 && b(2) === 0x2a && b(3) === 0) || (b(0) === 0x4d && b(1) === 0x4d && b(2) === 0 && b(3) === 0x2a)) return 'tiff';
-  if (b(0) === 0x52 && b(1) === 0x49 && b(2) === 0x46 && b(3) === 0x46 && b(8) === 0x57 && b(9) === 0x45 && b(10) === 0x42 && b(11) === 0x50) return 'webp';
-  return undefined;
-}
+/** The image's encoding from its bytes (one rule for the API, the HTTP source and the archive). */
+export const sniff = sniffImageFormat;
 
 const mimeOf = (data: Uint8Array): string => MIME[sniff(data) ?? ''] ?? 'application/octet-stream';

@@ -13,6 +13,13 @@ const MAX_LABEL_VALUES = 200;
  * Counts results as the station emits them and reads the rest (in flight, lanes, spool, PLC link)
  * from the station's health at scrape time, so nothing is computed for a metric nobody scrapes.
  */
+/** What the metrics read from the event stream (runtime/api/events.ts). */
+export interface EventStreamCounts {
+  readonly clients: number;
+  /** Slow clients dropped since the start. */
+  readonly dropped: number;
+}
+
 export class StationMetrics {
   readonly registry = new Registry();
   readonly #station: Station;
@@ -30,7 +37,7 @@ export class StationMetrics {
   readonly #outagesSeen = new Map<string, number>();
   #attached = false;
 
-  constructor(station: Station) {
+  constructor(station: Station, o: { readonly events?: EventStreamCounts } = {}) {
     this.#station = station;
     const registers = [this.registry];
     const id = station.plan.settings.id;
@@ -64,6 +71,10 @@ export class StationMetrics {
       this.reset();
       for (const [step, h] of Object.entries(health().steps)) if (typeof h.data?.pendingBytes === 'number') this.set({ step }, h.data.pendingBytes);
     } });
+    new Gauge({ name: 'linegate_spool_oldest_age_seconds', help: 'How long the oldest record still in a queue sink\'s spool has waited for Redis (0 when none waits).', labelNames: ['step'], registers, collect() {
+      this.reset();
+      for (const [step, h] of Object.entries(health().steps)) if (typeof h.data?.oldestPendingAgeS === 'number') this.set({ step }, h.data.oldestPendingAgeS);
+    } });
     const outagesSeen = this.#outagesSeen;
     const outages = new Counter({ name: 'linegate_plc_link_outages_total', help: 'Times a PLC link went down (each is followed by a reconnect).', labelNames: ['step'], registers });
     new Gauge({ name: 'linegate_plc_link_up', help: '1 while the PLC link is up.', labelNames: ['step'], registers, collect() {
@@ -78,6 +89,17 @@ export class StationMetrics {
         outagesSeen.set(step, Math.max(n, before));
       }
     } });
+    const events = o.events;
+    if (events !== undefined) {
+      new Gauge({ name: 'linegate_event_clients', help: 'Clients connected to the server-sent-events stream (/api/events).', registers, collect() {
+        this.set(events.clients);
+      } });
+      let droppedSeen = 0;
+      new Counter({ name: 'linegate_event_clients_dropped_total', help: 'Event-stream clients dropped because they read too slowly (the station never waits for a reader).', registers, collect() {
+        if (events.dropped > droppedSeen) this.inc(events.dropped - droppedSeen);
+        droppedSeen = events.dropped;
+      } });
+    }
     const info = new Gauge({ name: 'linegate_model_info', help: 'The model each model step runs (always 1).', labelNames: ['step', 'name', 'version', 'sha256'], registers });
     for (const m of station.plan.models ?? []) info.set({ step: m.step, name: m.model.name, version: m.model.version, sha256: m.model.sha256 }, 1);
   }

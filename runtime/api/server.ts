@@ -102,9 +102,9 @@ export class ApiServer {
       history = recent;
       owned = { recent, detach: () => void (o.station.off('result', add), o.station.off('drop', add)) };
     }
-    const metrics = new StationMetrics(o.station);
-    metrics.attach();
     const events = new EventHub(o.station, log, o.events);
+    const metrics = new StationMetrics(o.station, { events });
+    metrics.attach();
     const app = Fastify({ logger: false, bodyLimit: JSON_BODY_LIMIT, return503OnClosing: true, forceCloseConnections: 'idle', routerOptions: { maxParamLength: 200 } });
     const parts = { routes: [] as RouteSpec[], events, metrics, owned };
     const server = new ApiServer(app, o, parts);

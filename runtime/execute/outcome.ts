@@ -1,5 +1,5 @@
 import { createHash, randomFillSync } from 'node:crypto';
-import type { Frame, Part } from '../contract.js';
+import type { EncodedImage, Frame, Part, RawImage } from '../contract.js';
 import { LinegateError, rejectCodeOf } from '../errors.js';
 import { RESULT_SCHEMA_VERSION, type InspectionResult } from '../result.js';
 import type { Plan } from '../compile/compile.js';
@@ -62,6 +62,23 @@ export function buildResult(plan: Plan, frame: Frame, outcome: Outcome, totalMs:
     reasons: [{ code: reason.code, message: reason.message, rejectCode: rejectCodeOf(reason), ...(reason.step === undefined ? {} : { step: reason.step }) }],
     defects: [...(part?.findings?.defects ?? [])],
   };
+}
+
+/** Past this size a frame is hashed on libuv's thread pool (WebCrypto), not on the event loop that serves the PLC. */
+const HASH_OFF_LOOP_BYTES = 1024 * 1024;
+
+/**
+ * The result with `frame.sha256`: the sha256 of the frame's encoded bytes as the source gave them,
+ * which is the image archive's content address (plugins/sink-bullmq/archive.ts keeps an encoded
+ * frame unchanged), so the station's own record finds its archived image. Hashed once per frame,
+ * after the critical sinks (0.1 ms for a 50 kB JPEG). Raw frames get none: the archive keeps them
+ * as a PNG encoded later, whose hash only the queue sink knows.
+ */
+export async function withFrameHash(result: InspectionResult, image: EncodedImage | RawImage | undefined): Promise<InspectionResult> {
+  if (image?.kind !== 'encoded' || result.frame.sha256 !== undefined) return result;
+  const { data } = image;
+  const sha256 = data.byteLength < HASH_OFF_LOOP_BYTES ? createHash('sha256').update(data).digest('hex') : Buffer.from(await crypto.subtle.digest('SHA-256', data)).toString('hex');
+  return { ...result, frame: { ...result.frame, sha256 } };
 }
 
 /** Unreachable for a compiled station (its last stage must produce a decision); kept as the fail-safe. */

@@ -4,6 +4,7 @@ import type { Delivery, InspectionResult } from '../result.js';
 import type { PlannedStep } from '../compile/compile.js';
 import { Throttle } from '../observability/rate.js';
 import { sleep, withTimeout } from './bounded.js';
+import { withFrameHash } from './outcome.js';
 import { SinkFaults } from './sink-faults.js';
 
 export interface StartedSink {
@@ -174,7 +175,8 @@ export class SinkDispatcher {
         delivery[lane.sink.step.name] = { status: 'pending', critical: false };
       }
     }
-    const final: InspectionResult = Object.freeze({ ...result, delivery });
+    // The content address is added here, once the PLC has its verdict: the history, the queues and the API all get it.
+    const final: InspectionResult = Object.freeze({ ...(await withFrameHash(result, image)), delivery });
     const waits: Promise<Durability>[] = [];
     for (const s of this.#criticalDurable) waits.push(Promise.resolve(heldBy(s.step.name, delivery[s.step.name]!)));
     for (const lane of this.#lanes) {

@@ -43,9 +43,9 @@ export function probe(name: string): Probe {
 
 const ProbeName = z.string().default('default');
 
-/** 2x2 grey pixels: enough to be a frame, nothing to decode. */
-const tinyFrame = (i: number): FrameInput => ({
-  ref: `mem://frame/${i}`,
+/** 2x2 grey pixels: enough to be a frame, nothing to decode. `pad` lengthens its ref (and so its result record). */
+const tinyFrame = (i: number, pad = 0): FrameInput => ({
+  ref: `mem://frame/${i}${pad > 0 ? `/${'x'.repeat(pad)}` : ''}`,
   image: { kind: 'raw', data: new Uint8Array(4).fill(i % 256), width: 2, height: 2, channels: 1, colorOrder: 'GRAY' },
 });
 
@@ -61,6 +61,7 @@ export const testSource = definePlugin({
         intervalMs: z.number().min(0).default(0),
         quietAfter: z.number().int().min(0).optional().describe('after this many frames, wait for the stop without ending'),
         settle: z.boolean().default(false).describe('frames carry a settle() that records their sequence'),
+        refPad: z.number().int().min(0).default(0).describe('characters added to each frame ref: large result records, for back-pressure tests'),
       })
       .strict(),
     produces: [{ type: 'image/raw' }],
@@ -75,7 +76,8 @@ export const testSource = definePlugin({
           if (config.intervalMs > 0) await sleep(config.intervalMs, run.signal);
           if (run.signal.aborted) return;
           p.pulled++;
-          yield config.settle ? { ...tinyFrame(i), settle: async () => void p.settled.push(i) } : tinyFrame(i);
+          const frame = tinyFrame(i, config.refPad);
+          yield config.settle ? { ...frame, settle: async () => void p.settled.push(i) } : frame;
         }
       },
       async close() {

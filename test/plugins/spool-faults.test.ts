@@ -36,8 +36,9 @@ async function spool(dir: string, o: Opts = {}): Promise<Spool> {
   return s;
 }
 
-const rec = (i: number, pad = 50): SpoolRecord => ({ queue: 'results', id: `id-${i}`, data: { i, text: 'x'.repeat(pad) } });
-const lineOf = (r: SpoolRecord): string => `${JSON.stringify(r)}\n`;
+const rec = (i: number, pad = 50): SpoolRecord => ({ queue: 'results', id: `id-${i}`, data: { i, text: 'x'.repeat(pad) }, at: 1_700_000_000_000 + i });
+/** A record's line as the spool writes it: its append time first. */
+const lineOf = (r: SpoolRecord): string => `${JSON.stringify({ at: r.at, queue: r.queue, id: r.id, data: r.data })}\n`;
 
 async function drain(s: Spool, batch = 10): Promise<string[]> {
   const ids: string[] = [];

@@ -1,5 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LinegateError, messageOf } from '../errors.js';
 import type { Access } from './route.js';
@@ -10,6 +10,8 @@ const MIN_TOKEN_CHARS = 16;
 export interface TokenSource {
   readonly token: string | undefined;
   readonly from: 'LINEGATE_API_TOKEN' | 'api.tokenFile' | 'none';
+  /** The file a token was just generated into (api.generateToken), for the start-up log line. */
+  readonly generated?: string;
 }
 
 /**
@@ -18,11 +20,26 @@ export interface TokenSource {
  * to be a secret stops the start (a station that silently runs without its token would leave its
  * write routes off, or worse, guarded by a guessable word).
  */
-export async function loadToken(env: Readonly<Record<string, string | undefined>>, tokenFile: string | undefined, root: string): Promise<TokenSource> {
+export async function loadToken(env: Readonly<Record<string, string | undefined>>, tokenFile: string | undefined, root: string, generate = false): Promise<TokenSource> {
   const fromEnv = env.LINEGATE_API_TOKEN;
   if (fromEnv !== undefined && fromEnv !== '') return { token: checked(fromEnv.trim(), 'LINEGATE_API_TOKEN'), from: 'LINEGATE_API_TOKEN' };
   if (tokenFile === undefined) return { token: undefined, from: 'none' };
   const file = path.resolve(root, tokenFile);
+  if (generate) {
+    // First start of a demo or a new station: a random token only the station's user can read. 'wx': an existing
+    // file is never overwritten (a token someone already uses stays valid), it is read below like any other.
+    const token = randomBytes(32).toString('base64url');
+    const written = await mkdir(path.dirname(file), { recursive: true })
+      .then(() => writeFile(file, `${token}\n`, { flag: 'wx', mode: 0o600 }))
+      .then(
+        () => true,
+        (e: NodeJS.ErrnoException) => {
+          if (e.code === 'EEXIST') return false;
+          throw new LinegateError('LG_ERR_API_TOKEN', [`api.tokenFile ${file}`, `could not write a new token: ${messageOf(e)}`], { path: 'api.tokenFile', cause: e });
+        },
+      );
+    if (written) return { token, from: 'api.tokenFile', generated: file };
+  }
   let text: string;
   try {
     text = await readFile(file, 'utf8');

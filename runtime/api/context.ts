@@ -10,6 +10,8 @@ export interface EffectiveApiSettings {
   readonly host: string;
   readonly port: number;
   readonly tokenFile?: string;
+  /** Write a new token into tokenFile when it does not exist. */
+  readonly generateToken?: boolean;
   readonly auth: 'writes' | 'all';
   readonly maxUploadMiB: number;
 }

@@ -90,7 +90,8 @@ export class ApiServer {
   /** Builds the server and its routes without listening (tests inject requests into it). */
   static async create(o: ApiServerOptions): Promise<ApiServer> {
     const log = o.log.child({ component: 'api' });
-    const token = await loadToken(o.env, o.settings.tokenFile, o.station.plan.root);
+    const token = await loadToken(o.env, o.settings.tokenFile, o.station.plan.root, o.settings.generateToken);
+    if (token.generated !== undefined) log.info({ tokenFile: token.generated }, `new API token written to ${token.generated}: send it as "Authorization: Bearer <token>"`);
     const gate = new Gate(token.token, o.settings.auth);
     let history = o.history;
     let owned: Owned = { detach: () => undefined };

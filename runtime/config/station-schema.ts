@@ -130,6 +130,7 @@ export const ApiSettings = z
     host: z.string().min(1).default('127.0.0.1').describe('address to listen on; loopback unless told otherwise'),
     port: z.number().int().min(0).max(65_535).default(8080).describe('0 picks a free port (logged); `linegate run --api-port` overrides it'),
     tokenFile: z.string().min(1).optional().describe('file holding the bearer token (relative to the station root); LINEGATE_API_TOKEN wins when both are set'),
+    generateToken: z.boolean().default(false).describe('when tokenFile does not exist, write a new random token into it (mode 0600) and log its path, never the token: for a first start'),
     auth: z.enum(['writes', 'all']).default('writes').describe('writes: only state-changing routes need the token; all: read routes too (GET /health never does)'),
     maxUploadMiB: z.number().positive().max(256).default(16).describe('largest image body POST /api/inspect and HTTP sources take'),
   })

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -260,6 +260,26 @@ describe('the station API (inject)', () => {
     const r = await server.inject({ method: 'POST', url: '/api/inspect', headers: { 'content-type': 'image/jpeg', ...bearer() }, body: JPEG });
     expect(r.status).toBe(200);
     await expect(ApiServer.create({ station, settings: settings({ tokenFile: path.join(dir, 'missing') }), log: silentLog, env: {} })).rejects.toMatchObject({ code: 'LG_ERR_API_TOKEN' });
+  });
+
+  it('writes a new token into api.tokenFile on a first start with generateToken (mode 0600), and keeps an existing one', async () => {
+    const dir = scratch('lg-api-gen-');
+    const file = path.join(dir, 'secrets', 'token');
+    const station = lightStation('token-gen');
+    await station.start();
+    const first = await ApiServer.create({ station, settings: settings({ tokenFile: file, generateToken: true }), log: silentLog, env: {} });
+    open.push({ server: first, station });
+    const token = readFileSync(file, 'utf8').trim();
+    expect(token.length).toBeGreaterThanOrEqual(40);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const h = { 'content-type': 'image/jpeg' };
+    expect((await first.inject({ method: 'POST', url: '/api/inspect', headers: h, body: JPEG })).status).toBe(401);
+    expect((await first.inject({ method: 'POST', url: '/api/inspect', headers: { ...h, authorization: `Bearer ${token}` }, body: JPEG })).status).toBe(200);
+    // A second start reads the same token: nothing a client already holds is invalidated.
+    const second = await ApiServer.create({ station, settings: settings({ tokenFile: file, generateToken: true }), log: silentLog, env: {} });
+    open.push({ server: second, station });
+    expect(readFileSync(file, 'utf8').trim()).toBe(token);
+    expect((await second.inject({ method: 'POST', url: '/api/inspect', headers: { ...h, authorization: `Bearer ${token}` }, body: JPEG })).status).toBe(200);
   });
 
   it('publishes an OpenAPI 3.1 document with every route, the result schema as `linegate schema result` prints it, and resolvable refs', async () => {

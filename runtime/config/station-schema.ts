@@ -57,6 +57,10 @@ export const StationSettings = z
     id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
     name: z.string().optional(),
     line: z.string().optional(),
+    goodLabels: z
+      .array(z.string().min(1))
+      .optional()
+      .describe("ground-truth labels (a labelled folder's class names, e.g. MT_Free) that mean a good part: replay, compare and calibrate count them as good beside good, ok and pass"),
     calibration: CalibrationSetting.optional(),
     root: z.string().optional().describe('folder that relative paths resolve against; default: the parent of stations/, or the file\'s folder'),
     cycleBudgetMs: z.number().int().min(1).max(600_000).default(1000).describe('time from frame arrival to verdict before the part becomes an error'),

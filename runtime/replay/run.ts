@@ -89,8 +89,12 @@ interface StationData {
  * first pass's, untouched.
  */
 export async function replay(stationFile: string, dir: string, o: ReplayOptions): Promise<Replay> {
-  const images = await listLabelled(dir, o.good ?? []);
   const loaded = await loadDataFile(stationFile);
+  // The station's own good classes (station.goodLabels) with the command's --good: a data set whose good folder is not
+  // called good, ok or pass (magnetic tiles: MT_Free) replays right without a flag. Checked by the compile below.
+  const own = (loaded.data as { station?: { goodLabels?: unknown } } | null)?.station?.goodLabels;
+  o = { ...o, good: [...(Array.isArray(own) ? own.filter((g): g is string => typeof g === 'string') : []), ...(o.good ?? [])] };
+  const images = await listLabelled(dir, o.good ?? []);
   const data = structuredClone(loaded.data) as Partial<StationData>;
   if (data.source === undefined || data.stages === undefined || data.station === undefined) {
     throw new LinegateError('LG_ERR_REPLAY_STATION', [loaded.file, 'it has no station, source or stages']);

@@ -115,6 +115,22 @@ describe('linegate replay, compare and calibrate on the command line', () => {
     expect(html).not.toMatch(/(src|href)="https?:/);
   }, 60_000);
 
+  it("counts the station's own good classes (station.goodLabels) as good without --good, and as defects without them", async () => {
+    const dir = scratch('lg-replay-good-');
+    const yaml = readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8');
+    const own = path.join(dir, 'own.yaml');
+    const none = path.join(dir, 'none.yaml');
+    writeFileSync(own, yaml.replace('station:\n', `station:\n  root: ${ROOT}\n  goodLabels: [ok_front]\n`));
+    writeFileSync(none, yaml.replace('station:\n', `station:\n  root: ${ROOT}\n`));
+    const withOwn = await replay(own, CASTING, { log: silentLog });
+    expect(withOwn.report.good).toContain('ok_front');
+    expect(withOwn.report.confusion).toMatchObject({ tn: 10, fp: 0 });
+    const without = await replay(none, CASTING, { log: silentLog });
+    expect(without.report.good).not.toContain('ok_front');
+    // Every ok_front part is then a "defect" the station passed: the station's classes are what made the difference.
+    expect(without.report.confusion.tn + without.report.confusion.fp).toBe(0);
+  }, 60_000);
+
   it('compares two models on the magnetic tiles and exits 3 when the gate fails', async () => {
     const model = 'models/magnetic-tile-anomaly/1';
     const ok = await linegate('compare', 'stations/magnetic-tile.yaml', TILES, '--model', model, '--model', model, '--gate', 'escapeRate<=0,delta.accuracy>=0');

@@ -120,6 +120,12 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
       await this.#pause(delay, false);
       delay = Math.min(delay * 2, this.#o.retryMaxMs);
     };
+    // The local disk comes back the moment space is freed: a cursor that could not be moved is tried again
+    // within a second, not after Redis's back-off (the records are in Redis already; only the cursor lags).
+    const diskBackOff = async (): Promise<void> => {
+      await this.#pause(Math.min(delay, LOCAL_RETRY_MAX_MS), false);
+      delay = Math.min(delay * 2, this.#o.retryMaxMs);
+    };
     while (!signal.aborted) {
       // Three steps, three kinds of failure: a spool that cannot be read or committed is not "Redis unreachable".
       let batch: SpoolBatch | undefined;
@@ -156,8 +162,8 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
         await this.#spool.commit(end);
       } catch (e) {
         // Sent but not committed: the batch goes again, and BullMQ drops the job ids it already holds.
-        this.#setSpoolFault(`cannot move the spool's cursor: ${messageOf(e)}`);
-        await backOff();
+        this.#setSpoolFault(`cannot move the spool's cursor: ${messageOf(e)}`, isDiskFull(e));
+        await diskBackOff();
         continue;
       }
       this.#setSpoolFault(undefined);
@@ -170,14 +176,16 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
    * Logs once when the spool starts failing and once when it works again; not at all while its
    * appends fail too (a full disk): the station already logged that state for this sink.
    */
-  #setSpoolFault(fault: string | undefined): void {
+  #setSpoolFault(fault: string | undefined, diskFull = false): void {
     if ((fault === undefined) === (this.#spoolFault === undefined)) {
       this.#spoolFault = fault;
       return;
     }
     this.#spoolFault = fault;
     if (fault !== undefined) {
-      this.#spoolFaultLogged = this.#spool.writeFault === undefined;
+      // A full disk is one alarm per sink: the lane raises it when the appends fail, and a cursor move that fails for
+      // want of space is that same state (health still shows it), not a second alarm.
+      this.#spoolFaultLogged = this.#spool.writeFault === undefined && !diskFull;
       if (this.#spoolFaultLogged) this.#o.log.error({ why: fault, pendingBytes: this.#spool.pendingBytes }, `queue spool fault: ${fault}; retrying (this is the local disk, not Redis)`);
     } else if (this.#spoolFaultLogged) this.#o.log.info({}, 'queue spool works again: spooled records are being sent');
     this.emit('spool', fault);
@@ -214,4 +222,14 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
     else this.#o.log.warn({ why, pendingBytes: this.#spool.pendingBytes }, 'queue broker unreachable: records are kept in the local spool and sent when it is back');
     this.emit('state', state, why);
   }
+}
+
+/** How soon a local-disk fault (the spool's cursor) is tried again at most. */
+const LOCAL_RETRY_MAX_MS = 1000;
+
+/** No space or no quota: what a full disk looks like to a write. */
+function isDiskFull(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  const cause = (e as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return [code, cause].some((c) => c === 'ENOSPC' || c === 'EDQUOT' || c === 'LG_ERR_DISK_FULL');
 }

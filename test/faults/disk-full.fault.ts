@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SimReport } from '../../plugins/opcua-plc/sim.js';
@@ -114,6 +114,10 @@ sinks:
     // Space is back: without a restart, everything the run made reaches Redis.
     const drained = await within(async () => (await countJobs(REDIS_URL, prefix)) >= simCycles(first.sim), 20_000);
     const drainedAt = Date.now();
+    // Sent is not yet committed: the forwarder moves the spool's cursor after each batch it sent. Stop once it has
+    // caught up, so the run's last health line speaks of the spool as it is, not of a cursor one retry behind.
+    const committed = await within(async () => spoolCommitted(path.join(disk, 'spool')), 20_000);
+    expect(committed, 'the spool cursor caught up with what was sent, space back, without a restart').toBe(true);
     run.signal('SIGINT');
     const exit = await run.exited;
     rss.stop();
@@ -163,3 +167,17 @@ sinks:
     expectRssBounded(rss.samples, { maxMiB: RSS_MAX_MIB });
   });
 });
+
+/** Whether the spool holds nothing past its cursor: everything in it was sent and the cursor moved past it. */
+function spoolCommitted(dir: string): boolean {
+  let cursor: { segment: number; offset: number };
+  try {
+    cursor = JSON.parse(readFileSync(path.join(dir, 'cursor.json'), 'utf8')) as { segment: number; offset: number };
+  } catch {
+    return false;
+  }
+  const kept = readdirSync(dir)
+    .filter((f) => /^\d+\.jsonl$/.test(f) && Number.parseInt(f, 10) >= cursor.segment)
+    .reduce((n, f) => n + statSync(path.join(dir, f)).size, 0);
+  return kept - cursor.offset === 0;
+}

@@ -47,7 +47,9 @@ export function saveLog(root: string, name: string, p: LinegateProcess): void {
 /** Writes a station file (YAML or JSON text) into `root`; returns its path. */
 export function writeStation(root: string, text: string, name = 'station.yaml'): string {
   const file = path.join(root, name);
-  writeFileSync(file, text);
+  // The stations are rooted in the repository (its models and fixtures); the history, on by default, goes to the
+  // case's temp root with everything else it writes.
+  writeFileSync(file, /^history:/m.test(text) ? text : `${text.trimEnd()}\nhistory: { dir: ${path.join(root, 'history')} }\n`);
   return file;
 }
 

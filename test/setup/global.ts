@@ -34,7 +34,8 @@ export default async function setup(project: TestProject): Promise<() => void> {
 function writtenSince(dir: string, since: number): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .filter((f) => !f.startsWith('pki'))
+    // pki/: the demo's own certificates; vitest*.json: the runner's own reports (.ci/run writes them there).
+    .filter((f) => !f.startsWith('pki') && !/^vitest[\w-]*\.json$/.test(f))
     .map((f) => path.join(dir, f))
     .filter((f) => {
       try {

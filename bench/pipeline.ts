@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import type { InspectionResult } from '../runtime/result.js';
 import { Histogram } from '../runtime/observability/histogram.js';
 import { loadModelPackage, type ModelPackage } from '../plugins/model-onnx/manifest.js';
+import { dropPrefix } from '../test/helpers/redis.js';
 import { ROOT, stationFrom } from '../test/helpers/station.js';
 
 const r2 = (v: number): number => Math.round(v * 100) / 100;
@@ -33,20 +34,7 @@ export const benchRedis = {
     }
   },
   /** Removes every key under the prefix. */
-  async drop(prefix: string): Promise<void> {
-    const redis = new Redis(benchRedis.url(), { lazyConnect: true, maxRetriesPerRequest: 1 });
-    try {
-      await redis.connect();
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
-    } finally {
-      redis.disconnect();
-    }
-  },
+  drop: (prefix: string): Promise<void> => dropPrefix(prefix, benchRedis.url()),
 };
 
 export interface PipelineOptions {

@@ -73,23 +73,9 @@ function demoRoot(prefix: string): { root: string; file: string } {
   return { root, file };
 }
 
-/** The demo's queues gone from Redis again. */
+/** The demo's queues gone from Redis again (none there: the demo kept everything in its spool, removed with its root). */
 async function dropPrefix(prefix: string): Promise<void> {
-  const { Redis } = await import('ioredis');
-  const redis = new Redis(process.env.LINEGATE_REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1 });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } catch {
-    // no Redis here: the demo kept everything in its spool, removed with its root
-  } finally {
-    redis.disconnect();
-  }
+  await (await import('../test/helpers/redis.js')).dropPrefix(prefix, process.env.LINEGATE_REDIS_URL ?? 'redis://127.0.0.1:6379');
 }
 
 /** A first line in var/results/: the first verdict, on disk. */

@@ -65,7 +65,8 @@ function requireJudgeable(region: Rect, image: RawImage, spec: InputSpec, ref: s
   throw new LinegateError('LG_ERR_IMAGE_TOO_SMALL', [what, region.width, region.height, min.width, min.height], { step });
 }
 
-class OnnxModelStage implements StageInstance {
+/** Exported for tests that hand it a session of their own (a thread they can make fail). */
+export class OnnxModelStage implements StageInstance {
   readonly caps: { produces: readonly Caps[] };
   readonly #pkg: ModelPackage;
   readonly #constants: ModelConstants;

@@ -48,12 +48,13 @@ describe('linegate run with the API', () => {
     const after = path.join(root, 'stations', 'after.yaml');
     // Same station id (so the same history file), different images: what the second run finds of the first is the history's.
     writeFileSync(before, station('').replace('dir: fixtures/casting,', 'dir: fixtures/casting/def_front,'));
-    writeFileSync(after, station('').replace('dir: fixtures/casting, rateHz: 20', 'dir: fixtures/casting/ok_front, rateHz: 4'));
+    // 2 frames a second for 6 frames: the API stays up at least 2.5 s after it says it listens, for one local request.
+    writeFileSync(after, station('').replace('dir: fixtures/casting, rateHz: 20', 'dir: fixtures/casting/ok_front, rateHz: 2'));
     const first = await linegate(['run', before, '--max-frames', '3', '--no-pretty'], {});
     expect(first.code).toBe(0);
     const part = 'cast_def_0_103';
     let found: Promise<{ status: number; body: { items: { partId: string; resultId: string; verdict: string }[] } }> | undefined;
-    const second = await linegate(['run', after, '--max-frames', '4', '--no-pretty'], {}, (text) => {
+    const second = await linegate(['run', after, '--max-frames', '6', '--no-pretty'], {}, (text) => {
       const m = /HTTP API listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(text);
       if (m !== null && found === undefined) {
         found = fetch(`${m[1]}/api/results?partId=${part}`).then(async (r) => ({ status: r.status, body: (await r.json()) as never }));

@@ -193,24 +193,6 @@ export async function countJobs(url: string, prefix: string, queue = 'results'):
   }
 }
 
-/** Removes every key under `prefix` on the Redis at `url`. */
-export async function dropPrefixAt(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
-  } catch {
-    // that Redis is gone: nothing to clean
-  } finally {
-    redis.disconnect();
-  }
-}
-
 /**
  * The RSS any station process of the suite may reach: about twice what the casting station with a
  * PLC link, a queue sink and onnxruntime takes here (~150-250 MiB). A decompression bomb decoded,

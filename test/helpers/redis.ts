@@ -22,16 +22,22 @@ export function redisConnection(): { host: string; port: number; username?: stri
 
 export const uniquePrefix = (): string => `lgtest-${randomUUID().slice(0, 8)}`;
 
-/** Removes every key a test made under its prefix. */
-export async function dropPrefix(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
+/**
+ * Removes every key under `prefix` (a test's, a bench's, the demo's) on the Redis at `url`. A Redis
+ * that is away has nothing to clean: no retries, no throw (a fault case may have killed it).
+ */
+export async function dropPrefix(prefix: string, url: string = REDIS_URL): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
   try {
+    await redis.connect();
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
       cursor = next;
       if (keys.length > 0) await redis.del(...keys);
     } while (cursor !== '0');
+  } catch {
+    // that Redis is gone: nothing to clean
   } finally {
     redis.disconnect();
   }

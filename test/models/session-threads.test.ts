@@ -5,6 +5,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { loadModelPackage } from '../../plugins/model-onnx/manifest.js';
 import { normaliseTables, toInputPixels, writeTensor } from '../../plugins/model-onnx/preprocess.js';
 import { openSession, type ModelSession } from '../../plugins/model-onnx/session.js';
+import { OnnxModelStage } from '../../plugins/model-onnx/index.js';
+import { ERRORS } from '../../runtime/errors.js';
+import { contextFor, decodedPart } from '../helpers/samples.js';
 import { openWorkerSession, spawnThread, type SessionThread, type WorkerSessionSpec } from '../../plugins/model-onnx/session-worker.js';
 import type { RawImage, Tensor } from '../../runtime/contract.js';
 import { ROOT } from '../helpers/station.js';
@@ -110,5 +113,34 @@ describe('model sessions on threads of their own', () => {
     await ok.close();
     await expect(ok.run(new Float32Array(300 * 300), [1, 1, 300, 300], signal)).rejects.toThrow(/closed/);
     expect(readFileSync(pkg.onnxFile).length).toBeGreaterThan(0);
+  });
+
+  it('turn a model thread that dies into an error verdict with reject code 907 for the part it held, never a pass, and judge the next part', async () => {
+    const pkg = await loadModelPackage(PACKAGE);
+    const spawned: SessionThread[] = [];
+    const session = await openWorkerSession(
+      { onnxFile: pkg.onnxFile, inputName: pkg.manifest.input.name, ortOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 }, sessions: 1 },
+      (s) => {
+        const t = spawnThread(s);
+        spawned.push(t);
+        return t;
+      },
+    );
+    opened.push(session);
+    const stage = new OnnxModelStage(pkg, session, undefined, undefined);
+    const ctx = contextFor(signal);
+    const part = await decodedPart(fixtures()[0]);
+    expect((await stage.run(part, ctx)).modelOutput).toBeDefined();
+    // The crash is queued ahead of the part's run: the thread dies with the part waiting on it.
+    spawned[0]!.kill();
+    const err = await stage.run(part, ctx).then(
+      () => undefined,
+      (e: unknown) => e as { code?: string },
+    );
+    expect(err?.code).toBe('LG_ERR_MODEL_RUN');
+    expect(ERRORS.LG_ERR_MODEL_RUN.rejectCode).toBe(907);
+    const next = await stage.run(part, ctx);
+    expect(next.modelOutput).toBeDefined();
+    expect(spawned).toHaveLength(2);
   });
 });

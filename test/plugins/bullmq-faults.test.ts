@@ -29,7 +29,7 @@ const prefixes: string[] = [];
 const servers: net.Server[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close?.()));
-  await Promise.all(prefixes.splice(0).map(dropPrefix));
+  await Promise.all(prefixes.splice(0).map((p) => dropPrefix(p)));
   for (const s of servers.splice(0)) s.close();
 });
 

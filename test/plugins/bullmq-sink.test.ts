@@ -23,7 +23,7 @@ const prefixes: string[] = [];
 afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close?.()));
   await relay.up();
-  await Promise.all(prefixes.splice(0).map(dropPrefix));
+  await Promise.all(prefixes.splice(0).map((p) => dropPrefix(p)));
 });
 
 interface Setup {

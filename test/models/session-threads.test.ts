@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,7 +9,7 @@ import { openSession, type ModelSession } from '../../plugins/model-onnx/session
 import { OnnxModelStage } from '../../plugins/model-onnx/index.js';
 import { ERRORS } from '../../runtime/errors.js';
 import { contextFor, decodedPart } from '../helpers/samples.js';
-import { openWorkerSession, spawnThread, type SessionThread, type WorkerSessionSpec } from '../../plugins/model-onnx/session-worker.js';
+import { SessionThread, openWorkerSession, spawnThread, type WorkerSessionSpec } from '../../plugins/model-onnx/session-worker.js';
 import type { RawImage, Tensor } from '../../runtime/contract.js';
 import { ROOT } from '../helpers/station.js';
 
@@ -117,11 +118,23 @@ describe('model sessions on threads of their own', () => {
 
   it('turn a model thread that dies into an error verdict with reject code 907 for the part it held, never a pass, and judge the next part', async () => {
     const pkg = await loadModelPackage(PACKAGE);
+    const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
+    let armed = false;
+    /** A thread that, once armed, crashes the moment a part's run is handed to it: the part is then waiting on it. */
+    class Crashing extends SessionThread {
+      override run(input: Float32Array, dims: readonly number[]): Promise<Record<string, Tensor>> {
+        if (armed) {
+          armed = false;
+          this.kill();
+        }
+        return super.run(input, dims);
+      }
+    }
     const spawned: SessionThread[] = [];
     const session = await openWorkerSession(
       { onnxFile: pkg.onnxFile, inputName: pkg.manifest.input.name, ortOptions: { intraOpNumThreads: 1, interOpNumThreads: 1 }, sessions: 1 },
       (s) => {
-        const t = spawnThread(s);
+        const t = new Crashing(s, ortPath);
         spawned.push(t);
         return t;
       },
@@ -131,8 +144,7 @@ describe('model sessions on threads of their own', () => {
     const ctx = contextFor(signal);
     const part = await decodedPart(fixtures()[0]);
     expect((await stage.run(part, ctx)).modelOutput).toBeDefined();
-    // The crash is queued ahead of the part's run: the thread dies with the part waiting on it.
-    spawned[0]!.kill();
+    armed = true;
     const err = await stage.run(part, ctx).then(
       () => undefined,
       (e: unknown) => e as { code?: string },

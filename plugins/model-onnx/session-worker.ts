@@ -110,16 +110,18 @@ export class SessionThread {
           else p.reject(new Error(m.message));
         }
       });
-      const die = (e: Error): void => {
-        this.#dead ??= e;
+      // 'error' can come before the answers the thread posted just before it failed: no new run goes to it from
+      // then on, but the runs waiting on it are failed only at 'exit', once every answer it sent has been read.
+      this.#worker.on('error', (e) => {
+        this.#dead ??= new Error(`model thread failed: ${e.message}`, { cause: e });
+        reject(this.#dead);
+      });
+      this.#worker.on('exit', (code) => {
+        this.#exited = true;
+        const e = (this.#dead ??= new Error(`model thread exited (code ${code})`));
         reject(e);
         for (const p of this.#pending.values()) p.reject(e);
         this.#pending.clear();
-      };
-      this.#worker.on('error', (e) => die(new Error(`model thread failed: ${e.message}`, { cause: e })));
-      this.#worker.on('exit', (code) => {
-        this.#exited = true;
-        die(new Error(`model thread exited (code ${code})`));
       });
     });
     this.ready.catch(() => undefined);

@@ -4,14 +4,16 @@ import type { Logger } from './contract.js';
 import { LinegateError } from './errors.js';
 import { routeConsole } from './observability/console.js';
 import { createLogger } from './observability/logger.js';
-import { integer, logLevel, nonNegative, portArg, positiveInt, sizeArg } from './cli/args.js';
+import { integer, logLevel, nonNegative, portArg, positive, positiveInt, sizeArg } from './cli/args.js';
 import * as historyArgs from './cli/history-args.js';
 import type { HistoryOptions } from './cli/history.js';
 import type { CommandContext, LogOptions } from './cli/context.js';
 import { EXIT, processIo, type CliIo } from './cli/io.js';
+import type { ModelsAction, ModelsCliOptions } from './cli/models-deploy.js';
 import { addPlcSimCommand } from './cli/define-plc.js';
 import { addQueueCommands } from './cli/define-queue.js';
 import { addReplayCommands } from './cli/define-replay.js';
+import { addPlantCommand } from './cli/plant.js';
 import { report, usageError } from './cli/report.js';
 
 /*
@@ -66,6 +68,7 @@ export function buildCli(ctx: CommandContext, exit: (code: number) => void): Com
     .option('--until <when>', 'decided before this ISO 8601 instant', (v: string) => historyArgs.until(v))
     .option('--limit <n>', 'at most this many results, 1-1000', (v: string) => historyArgs.limit(v), 50)
     .option('--json', 'one result record per line (the schema `linegate schema result` prints)')
+    .option('--deployments', 'the model activations instead (starts, deploys, rollbacks: which model, who, when), newest first')
     .action(async (file: string, opts: HistoryOptions) => exit(await (await import('./cli/history.js')).historyCommand(file, opts, ctx)));
 
   add('schema')
@@ -108,8 +111,11 @@ export function buildCli(ctx: CommandContext, exit: (code: number) => void): Com
   addPlcSimCommand(add, ctx, exit);
   addQueueCommands(add, ctx, exit);
   addReplayCommands(add, ctx, exit);
+  addPlantCommand(add, ctx, exit);
 
-  const models = program.command('models').description('model packages: inspect an ONNX file and draft its model.json; check a package against its training framework\'s outputs');
+  const models = program
+    .command('models')
+    .description("model packages: inspect an ONNX file and draft its model.json; check a package against its training framework's outputs; deploy one to a running station, roll back, run a shadow");
   withLogOptions(models.command('inspect'))
     .description(
       'print what an ONNX file says about itself (inputs, outputs, opsets, producer, metadata) and write a DRAFT model.json for it (Ultralytics detect/classify, anomalib, or a one-output classifier/segmenter); what a person must confirm goes to the log',
@@ -129,8 +135,37 @@ export function buildCli(ctx: CommandContext, exit: (code: number) => void): Com
     .option('--tolerance <x>', 'largest allowed absolute difference (default: the reference\'s, else 1e-4)', nonNegative)
     .option('--json', 'print the report as one JSON line')
     .action(async (pkg: string, opts: LogOptions & { ref: string; tolerance?: number; json?: boolean }) => exit(await (await import('./cli/parity.js')).parityCommand(pkg, opts, ctx)));
+  addModelDeployCommands(models, ctx, exit);
 
   return program;
+}
+
+/** `models deploy | rollback | shadow start | shadow stop | status`: clients of a running station's API (runtime/cli/models-deploy.ts). */
+function addModelDeployCommands(models: Command, ctx: CommandContext, exit: (code: number) => void): void {
+  type Opts = ModelsCliOptions;
+  const run = async (action: ModelsAction, url: string, dir: string | undefined, opts: Opts): Promise<void> => exit(await (await import('./cli/models-deploy.js')).modelsCommand(action, url, dir, opts, ctx));
+  const url = (c: Command): Command => c.argument('<station-url>', "the station's API, e.g. http://127.0.0.1:8080 (the token: LINEGATE_API_TOKEN)");
+  const timeout = (c: Command, ms: number): Command => c.option('--timeout-ms <ms>', 'give up waiting for the station after this long (ms)', positiveInt, ms);
+  const upload = (c: Command): Command =>
+    c.argument('<package-dir>', 'the model package folder, flat: model.json, model.onnx, README.md, ...').option('--max-package-mib <n>', "refuse a larger package before sending it (the station's own limit: station.deploy.maxPackageMiB)", positive, 256);
+  const done = 'prints the reply as one JSON line; exit 0 done, 1 refused by the station (its coded errors on stderr) or no answer, 2 a misuse';
+  upload(timeout(url(withLogOptions(models.command('deploy'))), 120_000))
+    .description(`upload a model package to a running station: it is checked (sha256, manifest, graph), loaded and warmed up while the current model serves, then switched in between two parts; ${done}`)
+    .option('--keep-calibration', "apply the station's calibration even when it was made for another model (default: left out, and said in the report)")
+    .action((u: string, d: string, o: Opts) => run('deploy', u, d, o));
+  timeout(url(withLogOptions(models.command('rollback'))), 120_000)
+    .description(`back to the model that was active before the current one; ${done}`)
+    .action((u: string, o: Opts) => run('rollback', u, undefined, o));
+  timeout(url(withLogOptions(models.command('status'))), 30_000)
+    .description(`the active model, the activations before it (who and when), its thresholds and calibration, the shadow; ${done}`)
+    .action((u: string, o: Opts) => run('status', u, undefined, o));
+  const shadow = models.command('shadow').description('a candidate model on the same frames, after each verdict is out; never reaches the PLC');
+  upload(timeout(url(withLogOptions(shadow.command('start'))), 120_000))
+    .description(`run a package as the shadow model (replaces a running one); ${done}`)
+    .action((u: string, d: string, o: Opts) => run('shadow start', u, d, o));
+  timeout(url(withLogOptions(shadow.command('stop'))), 30_000)
+    .description(`stop the shadow model; ${done}`)
+    .action((u: string, o: Opts) => run('shadow stop', u, undefined, o));
 }
 
 /** The log flags as typed, for errors found before a command has parsed its own (an unknown command, a bad value). */

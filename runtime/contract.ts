@@ -242,6 +242,55 @@ export interface ServiceProvider {
   service?(name: string): unknown;
 }
 
+/**
+ * A service a sink may offer (`provides: [EXTRA_SAMPLES_SERVICE]`): frames chosen for retraining by
+ * the runtime rather than by the sink's own sampling, e.g. the frames a shadow model disagreed on.
+ */
+export const EXTRA_SAMPLES_SERVICE = 'linegate/extra-samples@1';
+
+export interface ExtraSample {
+  /** The record of the part as the station judged it (what the PLC got). */
+  readonly result: InspectionResult;
+  readonly image: EncodedImage | RawImage;
+  readonly reason: 'shadow';
+  /** One line per finding, e.g. "shadow casting-cls@2 says fail (defect 0.91), the station said pass". */
+  readonly why: readonly string[];
+  /** What the other model found: its verdict, scores and defects. */
+  readonly other: { readonly model: ModelRef | null; readonly verdict: string; readonly rejectCode: number; readonly scores: Readonly<Record<string, number>>; readonly defects: readonly Defect[] };
+}
+
+export interface ExtraSamples {
+  /** Resolves once the sample is kept durably (or refused by the sink's quota: false). */
+  submit(sample: ExtraSample): Promise<boolean>;
+}
+
+/**
+ * A service a sink may offer (the traceability history does): it keeps each model activation
+ * beside the results, so "which model judged this station's parts then, and who put it there"
+ * is answered from the same place as the results.
+ */
+export const DEPLOYMENT_RECORDS_SERVICE = 'linegate/deployment-records@1';
+
+/** A model activation as the deploy journal holds it (runtime/deploy/types.ts `Deployment`). */
+export interface DeploymentRecord {
+  readonly step: string;
+  readonly name: string;
+  readonly version: string;
+  readonly sha256: string;
+  readonly dir: string;
+  readonly activatedAt: string;
+  readonly by: string;
+  readonly action: string;
+}
+
+export interface DeploymentRecords {
+  record(station: string, d: DeploymentRecord): Promise<void>;
+}
+
+export const isDeploymentRecords = (s: unknown): s is DeploymentRecords => typeof s === 'object' && s !== null && typeof (s as { record?: unknown }).record === 'function';
+
+export const isExtraSamples = (s: unknown): s is ExtraSamples => typeof s === 'object' && s !== null && typeof (s as { submit?: unknown }).submit === 'function';
+
 export interface SourceInstance extends ServiceProvider {
   frames(ctx: PluginContext): AsyncIterable<FrameInput>;
   close?(): Promise<void>;

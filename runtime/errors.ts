@@ -151,8 +151,27 @@ export const ERRORS = {
   LG_ERR_API_OFF: def('step "%s" (%s) takes its frames over HTTP, but the station\'s API is off: add an api: block to the station file or pass --api-port', false, 400),
   LG_ERR_API_INTERNAL: def('%s failed: %s', false, 500),
 
+  // Live model deployment (deploy, rollback, shadow).
+  LG_ERR_DEPLOY_PACKAGE: def('the uploaded model package cannot be used: %s', false, 422),
+  LG_ERR_DEPLOY_STEP: def('cannot deploy a model to this station: %s', false, 409),
+  LG_ERR_DEPLOY_BUSY: def('%s: another deploy, rollback or shadow change is in progress', true, 409),
+  LG_ERR_DEPLOY_STATE: def('cannot %s: the station is %s (models are deployed while it is READY or PLAYING)', true, 409),
+  LG_ERR_DEPLOY_WARMUP: def('the warm-up run of %s failed: %s', false, 422),
+  LG_ERR_DEPLOY_NO_PREVIOUS: def('nothing to roll back to: %s', false, 409),
+  LG_ERR_DEPLOY_JOURNAL: def('the deploy journal %s cannot be written or read: %s', true, 503),
+  LG_ERR_DEPLOY_RESTORE: def('the station cannot come back on its last activated model %s (%s): %s', false, 400),
+
+  // The plant page (`linegate plant`).
+  LG_ERR_PLANT_OPTIONS: def('plant page option %s: %s', false, 400),
+  LG_ERR_PLANT_LISTEN: def('the plant page cannot listen on %s: %s', true, 503),
+
   // Command line.
   LG_ERR_CLI_USAGE: def('%s', false, 400),
+  LG_ERR_CLI_TOKEN: def('%s needs the station\'s API token in the environment variable LINEGATE_API_TOKEN: %s', false, 400),
+  LG_ERR_CLI_PACKAGE: def('model package %s cannot be uploaded: %s', false, 400),
+  LG_ERR_CLI_UNREACHABLE: def('cannot reach the station at %s: %s', true, 503),
+  LG_ERR_CLI_NO_ANSWER: def('no answer from the station at %s: %s', true, 504),
+  LG_ERR_CLI_REPLY: def('the station at %s answered %s with %s, not a linegate reply: is it a linegate station API?', false, 502),
 } as const satisfies Record<string, ErrorDef>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -4,6 +4,7 @@
  * The store behind it (an SQLite file per station, in its own plugin) is
  * invisible here: the API and the `history` command speak only these types.
  */
+import type { DeploymentRecord } from './contract.js';
 import type { InspectionResult, Verdict } from './result.js';
 
 export interface HistoryFilter {
@@ -33,5 +34,7 @@ export interface HistoryReader {
   get(resultId: string): Promise<InspectionResult | undefined>;
   /** Rows kept, bytes on disk, oldest and newest decidedAt: for health and metrics. */
   stats(): Promise<{ readonly rows: number; readonly bytes: number; readonly oldest?: string; readonly newest?: string }>;
+  /** Model activations (starts, deploys, rollbacks), newest first, when the store keeps them. */
+  deployments?(limit: number): Promise<DeploymentRecord[]>;
   close(): Promise<void>;
 }

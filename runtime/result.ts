@@ -66,11 +66,35 @@ export const ModelRef = z.object({
 });
 export type ModelRef = z.infer<typeof ModelRef>;
 
+/** One level's name: letters and digits first, then also space . _ - (no trailing space); safe in a URL query, a Redis value and a page. */
+export const HierarchyName = z
+  .string()
+  .regex(/^[A-Za-z0-9](?:[A-Za-z0-9 ._-]{0,62}[A-Za-z0-9._-])?$/, 'starts with a letter or digit, then letters, digits, space, . _ - (at most 64, no trailing space)');
+
+/**
+ * Where a station stands in its plant: the ISA-95 equipment hierarchy (enterprise > site > area >
+ * line > cell; the enterprise is the plant's Redis itself). All four or none: a station that is
+ * placed in a plant knows each level, and a plant page groups by them.
+ */
+export const PlantHierarchy = z
+  .object({
+    site: HierarchyName.describe('ISA-95 site: the plant'),
+    area: HierarchyName.describe('ISA-95 area: a hall or department of the site'),
+    line: HierarchyName.describe('ISA-95 production line of the area'),
+    cell: HierarchyName.describe('ISA-95 work cell of the line: this station\'s place'),
+  })
+  .describe("the station's place in its plant (ISA-95)");
+export type PlantHierarchy = z.infer<typeof PlantHierarchy>;
+
 export const InspectionResult = z
   .object({
     schemaVersion: z.literal(RESULT_SCHEMA_VERSION),
     resultId: z.string().uuid().describe('UUIDv7: unique, and sorts by time'),
-    station: z.object({ id: z.string().min(1), line: z.string().optional() }),
+    station: z.object({
+      id: z.string().min(1),
+      line: z.string().optional().describe("the station's line: station.line, else hierarchy.line"),
+      hierarchy: PlantHierarchy.optional().describe("the station's place in the plant (ISA-95), when its file names one; absent in records written before it existed"),
+    }),
     partId: z.string().min(1).describe('from the PLC trigger when there is one, else from the source'),
     sequence: z.number().int().nonnegative().describe('frame counter of this station run'),
     trigger: z

@@ -1,10 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import type { EncodedImage, FrameInput, Health, Logger, RawImage } from './contract.js';
+import { DEPLOYMENT_RECORDS_SERVICE, EXTRA_SAMPLES_SERVICE, isDeploymentRecords, isExtraSamples, type DeploymentRecords, type EncodedImage, type ExtraSamples, type FrameInput, type Health, type Logger, type RawImage } from './contract.js';
 import { LinegateError, messageOf } from './errors.js';
 import type { InspectionResult } from './result.js';
 import { compileStationFile, type Plan } from './compile/compile.js';
+import { ModelDeployer, type DeployHost } from './deploy/deployer.js';
+import type { CalibrationChoice, DeployReport, ModelControl, ModelsStatus, PackageFiles, ShadowStatus } from './deploy/types.js';
 import { startStation, type StartedStation } from './execute/lifecycle.js';
+import { Pipeline } from './execute/pipeline.js';
 import { FrameLoop } from './execute/loop.js';
 import { buildResult } from './execute/outcome.js';
 import { Slots } from './execute/slots.js';
@@ -29,6 +32,8 @@ export interface StationEventMap {
   delivery: [DeliveryEvent];
   /** The station moved from one state to the next (see execute/station-state.ts). */
   state: [to: StationState, from: StationState];
+  /** The active model or the shadow changed (a deploy, a rollback, a shadow start or stop, new shadow counts). */
+  model: [ModelsStatus];
 }
 
 /** How the station is doing: the worst of the frame loop's health and the steps'. */
@@ -50,9 +55,15 @@ const WORST: readonly Health['status'][] = ['down', 'degraded', 'ok'];
  * twice, before `start()`, during it, and from a signal handler while `run()`
  * drains.
  */
-export class Station extends EventEmitter<StationEventMap> {
-  readonly plan: Plan;
+export class Station extends EventEmitter<StationEventMap> implements ModelControl {
+  /** The plan compiled from the station file: a deploy replaces the model step's part of it, never the rest. */
+  readonly #filePlan: Plan;
   readonly #log: Logger;
+  /** The stages every new part starts on, and the plan they came from. */
+  #pipeline: Pipeline | undefined;
+  #deployer: ModelDeployer | undefined;
+  /** The last frame of the line that got a verdict: a deploy's warm-up input. */
+  #lastImage: EncodedImage | RawImage | undefined;
   #state: StationState = 'NULL';
   #started: { started: StartedStation; close: () => Promise<void> } | undefined;
   #sinks: SinkDispatcher | undefined;
@@ -67,8 +78,13 @@ export class Station extends EventEmitter<StationEventMap> {
 
   constructor(plan: Plan, log: Logger) {
     super();
-    this.plan = plan;
+    this.#filePlan = plan;
     this.#log = log.child({ station: plan.settings.id });
+  }
+
+  /** The plan in effect: the station file's, with the model step as the last deploy or rollback left it. */
+  get plan(): Plan {
+    return this.#pipeline?.plan ?? this.#filePlan;
   }
 
   static async open(file: string, log: Logger, registry: Registry = builtinRegistry()): Promise<Station> {
@@ -140,19 +156,67 @@ export class Station extends EventEmitter<StationEventMap> {
     this.#oneOff ??= new Slots({ size: 1, hungAfterMs: hungAfterMs(settings), log: this.#log });
     if (this.#oneOff.free === 0) throw new LinegateError('LG_ERR_API_BUSY', ['inspection', 'another on-demand inspection is running']);
     const slot = this.#oneOff.take();
+    const pipeline = this.#pipeline!;
+    const release = pipeline.acquire();
     try {
       const arrivedAt = performance.now();
       const sequence = this.#oneOffSequence++;
       const ref = opts.ref ?? 'api:inspect';
       const input: FrameInput = { ref, image };
       const frame = { ...input, partId: opts.partId ?? `${settings.id}-inspect-${sequence}`, sequence, capturedAt: new Date() };
-      const outcome = await runStages({ frame, arrivedAt, stages: this.#started.started.stages, stationId: settings.id, cycleBudgetMs: settings.cycleBudgetMs, slot, log: this.#log, ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
-      const result = buildResult(this.plan, frame, outcome, performance.now() - arrivedAt);
+      const outcome = await runStages({ frame, arrivedAt, stages: pipeline.stages, stationId: settings.id, cycleBudgetMs: settings.cycleBudgetMs, slot, log: this.#log, ...(opts.signal === undefined ? {} : { signal: opts.signal }) });
+      const result = buildResult(pipeline.plan, frame, outcome, performance.now() - arrivedAt);
       // Not the station's source: the record says the part came through the API.
       return { ...result, source: { step: 'api', plugin: 'linegate/inspect', ref } };
     } finally {
+      release();
       slot.release();
     }
+  }
+
+  /** The active model, its history, thresholds and calibration, and the shadow (before the start: no model is active yet). */
+  models(): ModelsStatus {
+    if (this.#deployer === undefined) {
+      return { station: this.plan.settings.id, active: null, history: [], canRollback: false, thresholds: {}, calibration: { file: null, status: 'none', madeFor: null }, shadow: { state: 'off' } };
+    }
+    return this.#deployer.models();
+  }
+
+  /** See ModelControl (runtime/deploy/types.ts): checked and warmed up beside the serving model, switched between two parts. */
+  async deployModel(files: PackageFiles, o: { readonly by: string; readonly calibration?: CalibrationChoice; readonly signal?: AbortSignal }): Promise<DeployReport> {
+    return this.#deployerFor('deploy').deployModel(files, o);
+  }
+
+  async rollbackModel(o: { readonly by: string; readonly signal?: AbortSignal }): Promise<DeployReport> {
+    return this.#deployerFor('roll back').rollbackModel(o);
+  }
+
+  async startShadow(files: PackageFiles, o: { readonly by: string; readonly signal?: AbortSignal }): Promise<ShadowStatus> {
+    return this.#deployerFor('start a shadow').startShadow(files, o);
+  }
+
+  async stopShadow(o: { readonly by: string }): Promise<ShadowStatus> {
+    return this.#deployerFor('stop the shadow').stopShadow(o);
+  }
+
+  #deployerFor(what: string): ModelDeployer {
+    if (this.#deployer === undefined) throw new LinegateError('LG_ERR_DEPLOY_STATE', [what, this.#state]);
+    return this.#deployer;
+  }
+
+  #deployHost(): DeployHost {
+    return {
+      log: this.#log,
+      running: () => (STEPS_UP.includes(this.#state) ? this.#started?.started : undefined),
+      canDeploy: () => (this.#state === 'READY' || this.#state === 'PLAYING' ? true : this.#state),
+      current: () => this.#pipeline!,
+      swap: (next) => (this.#pipeline = next),
+      lastImage: () => this.#lastImage,
+      loaded: () => this.#loop?.saturated ?? false,
+      samples: () => [...this.services(EXTRA_SAMPLES_SERVICE).values()].find(isExtraSamples) as ExtraSamples | undefined,
+      records: () => [...this.services(DEPLOYMENT_RECORDS_SERVICE).values()].find(isDeploymentRecords) as DeploymentRecords | undefined,
+      changed: () => void this.emit('model', this.models()),
+    };
   }
 
   /** The services steps that are up offer under `name` (a manifest's `provides`), by step name: e.g. the HTTP routes of an HTTP source. */
@@ -216,21 +280,31 @@ export class Station extends EventEmitter<StationEventMap> {
       await this.#oneOff?.idle(this.plan.settings.closeTimeoutMs);
     }
     this.#moveTo('CLOSING', 'close');
+    // Upstream first: the source, then whatever stages a deploy left (a change in progress, a shadow, replaced ones), then the rest.
+    await this.#started?.started.source.close();
+    await this.#deployer?.close();
+    await this.#pipeline?.retire(0);
     await this.#started?.close();
     this.#moveTo('CLOSED', 'close');
   }
 
   async #start(): Promise<void> {
     this.#moveTo('STARTING', 'start');
-    const cal = this.plan.calibrationUse;
+    const { deployer, plan } = await ModelDeployer.open(this.#filePlan, this.#deployHost()).catch((e: unknown) => {
+      this.#moveTo('FAILED', 'fail');
+      throw e;
+    });
+    this.#deployer = deployer;
+    const cal = plan.calibrationUse;
     if (cal?.status === 'mismatch') {
       // Allowed by the station file, but never silent: the thresholds were chosen for another model.
-      this.#log.warn({ calibration: cal.file, madeFor: cal.madeFor, models: this.plan.models?.map((m) => ({ step: m.step, name: m.model.name, version: m.model.version, sha256: m.model.sha256 })) }, 'the calibration was made for another model; applied because calibration.allowModelMismatch is set');
+      this.#log.warn({ calibration: cal.file, madeFor: cal.madeFor, models: plan.models?.map((m) => ({ step: m.step, name: m.model.name, version: m.model.version, sha256: m.model.sha256 })) }, 'the calibration was made for another model; applied because calibration.allowModelMismatch is set');
     }
     const t0 = Date.now();
-    const { settings } = this.plan;
+    const { settings } = plan;
     try {
-      this.#started = await startStation(this.plan, this.#log);
+      this.#started = await startStation(plan, this.#log);
+      this.#pipeline = new Pipeline(plan, this.#started.started.stages);
       this.#sinks = new SinkDispatcher(this.#started.started.sinks, {
         timeoutMs: settings.sinkTimeoutMs,
         laneSize: settings.sinkQueueSize,
@@ -246,21 +320,34 @@ export class Station extends EventEmitter<StationEventMap> {
       throw e;
     }
     this.#moveTo('READY', 'start');
+    // Into the history's own queue (ordered with the results after it); a start never waits on the history.
+    void this.#deployer?.started();
     this.#log.info({ ms: Date.now() - t0 }, 'station started');
   }
 
   async #run(opts: { maxFrames?: number }): Promise<RunSummary> {
     await this.start();
     this.#moveTo('PLAYING', 'run');
-    const { source, stages } = this.#started!.started;
+    const { source } = this.#started!.started;
     const sinks = this.#sinks!;
     const loop = new FrameLoop({
       plan: this.plan,
       source,
-      stages,
+      pipeline: () => this.#pipeline!,
       sinks,
       log: this.#log,
-      hooks: { onResult: (r) => this.emit('result', r), onDrop: (r) => this.emit('drop', r), onStopping: () => this.#intakeEnded() },
+      hooks: {
+        onResult: (r) => {
+          this.#deployer?.noteResult(r);
+          this.emit('result', r);
+        },
+        onDrop: (r) => this.emit('drop', r),
+        onStopping: () => this.#intakeEnded(),
+        onJudged: (r, frame) => {
+          this.#lastImage = frame.image;
+          this.#deployer?.offerShadow(r, frame);
+        },
+      },
     });
     this.#loop = loop;
     if (this.#stopRequested) loop.stop(); // a stop that came before the run: it takes no frame

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { definePlugin } from '../../runtime/contract.js';
+import { DEPLOYMENT_RECORDS_SERVICE, definePlugin } from '../../runtime/contract.js';
 import { HISTORY_DEFAULTS, HISTORY_PLUGIN_ID, historyFileName } from '../../runtime/history-file.js';
 import { HistorySink } from './sink.js';
 
@@ -24,6 +24,8 @@ export const historySink = definePlugin({
     critical: false,
     // The JSONL file and the queue spool are the durable records; this is an index of them.
     durable: false,
+    // Model activations (deploys, rollbacks, starts) kept beside the results.
+    provides: [DEPLOYMENT_RECORDS_SERVICE],
   },
   async init(config, ctx) {
     const sink = new HistorySink({

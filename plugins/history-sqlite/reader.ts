@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import type { DeploymentRecord } from '../../runtime/contract.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import type { HistoryFilter, HistoryPage, HistoryReader } from '../../runtime/history.js';
 import type { InspectionResult } from '../../runtime/result.js';
@@ -111,6 +112,15 @@ class SqliteHistoryReader implements HistoryReader {
     };
     const bytes = size(this.#file) + size(`${this.#file}-wal`);
     return { rows: s?.rows ?? 0, bytes, ...(s?.oldest == null ? {} : { oldest: s.oldest }), ...(s?.newest == null ? {} : { newest: s.newest }) };
+  }
+
+  /** Model activations kept in the file, newest first; none in a file written before they were kept. */
+  async deployments(limit: number): Promise<DeploymentRecord[]> {
+    this.#open();
+    const known = this.#read(() => this.#db.prepare<[], { n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'deployments'").get());
+    if ((known?.n ?? 0) === 0) return [];
+    const rows = this.#read(() => this.#db.prepare<[number], { record: string }>('SELECT record FROM deployments ORDER BY activated_at DESC, seq DESC LIMIT ?').all(Math.max(1, Math.min(limit, MAX_PAGE))));
+    return rows.map((r) => JSON.parse(r.record) as DeploymentRecord);
   }
 
   async close(): Promise<void> {

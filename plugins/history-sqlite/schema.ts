@@ -42,7 +42,31 @@ CREATE TABLE IF NOT EXISTS result_labels (
   PRIMARY KEY (label, decided_at, result_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS result_labels_id ON result_labels (result_id);
+CREATE TABLE IF NOT EXISTS deployments (
+  seq          INTEGER PRIMARY KEY,
+  activated_at TEXT NOT NULL,
+  station      TEXT NOT NULL,
+  step         TEXT NOT NULL,
+  action       TEXT NOT NULL,
+  sha256       TEXT NOT NULL,
+  record       TEXT NOT NULL,
+  UNIQUE (activated_at, station, step, action, sha256)
+);
 `;
+
+/**
+ * One model activation (a start, a deploy, a rollback) as the writer thread stores it. Retention
+ * never deletes these: which model judged a station's parts, and who put it there, outlives the
+ * results themselves.
+ */
+export interface DeploymentRow {
+  readonly at: string;
+  readonly station: string;
+  readonly step: string;
+  readonly action: string;
+  readonly sha256: string;
+  readonly record: string;
+}
 
 /** One result as the writer thread stores it: plain data, so it crosses to the thread as it is. */
 export interface HistoryRow {

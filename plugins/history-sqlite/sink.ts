@@ -1,7 +1,7 @@
-import type { Health, Logger, PluginContext, SinkInstance, WriteInfo } from '../../runtime/contract.js';
+import { DEPLOYMENT_RECORDS_SERVICE, type DeploymentRecord, type DeploymentRecords, type Health, type Logger, type PluginContext, type SinkInstance, type WriteInfo } from '../../runtime/contract.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
 import type { DeliveryStatus, InspectionResult } from '../../runtime/result.js';
-import { toRow, type HistoryRow } from './schema.js';
+import { canonicalInstant, toRow, type DeploymentRow, type HistoryRow } from './schema.js';
 import { HistoryFault, HistoryWriter, type RetentionRun } from './writer.js';
 
 export interface HistorySinkOptions {
@@ -90,6 +90,26 @@ export class HistorySink implements SinkInstance {
     this.#batch.set(result.resultId, toRow(result));
     if ((info?.behind ?? 0) > 0 && this.#batch.size < this.#o.batchSize) return Promise.resolve('pending');
     return this.#commit().then(() => 'delivered' as const);
+  }
+
+  readonly #records: DeploymentRecords = { record: (station, d) => this.recordDeployment(station, d) };
+
+  service(name: string): unknown {
+    return name === DEPLOYMENT_RECORDS_SERVICE ? this.#records : undefined;
+  }
+
+  /** Keeps a model activation, in order with the results around it; throws when the file cannot take it (the deploy journal still has it). */
+  recordDeployment(station: string, d: DeploymentRecord): Promise<void> {
+    if (this.#closed) return Promise.reject(new LinegateError('LG_ERR_PLUGIN_CLOSED', [this.#o.step, this.#o.pluginId], { step: this.#o.step }));
+    const row: DeploymentRow = { at: canonicalInstant(d.activatedAt), station, step: d.step, action: d.action, sha256: d.sha256, record: JSON.stringify(d) };
+    const run = this.#chain.then(async () => {
+      const writer = await this.#ensureOpen();
+      await writer.deployment(row);
+    });
+    this.#chain = run.catch(() => undefined);
+    return run.catch((e: unknown) => {
+      throw historyError(this.#o.file, e);
+    });
   }
 
   async flush(): Promise<void> {

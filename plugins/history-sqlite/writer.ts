@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { HISTORY_DDL, HISTORY_SCHEMA_VERSION, type HistoryRow } from './schema.js';
+import { HISTORY_DDL, HISTORY_SCHEMA_VERSION, type DeploymentRow, type HistoryRow } from './schema.js';
 
 /*
  * The history file's one writer, on a thread of its own. better-sqlite3 is synchronous: on the
@@ -58,6 +58,7 @@ function main() {
   const insert = db.prepare('INSERT OR IGNORE INTO results (result_id, part_id, station, decided_at, verdict, reject_code, model, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
   const insertCode = db.prepare('INSERT OR IGNORE INTO result_codes (code, decided_at, result_id) VALUES (?, ?, ?)');
   const insertLabel = db.prepare('INSERT OR IGNORE INTO result_labels (label, decided_at, result_id) VALUES (?, ?, ?)');
+  const insertDeployment = db.prepare('INSERT OR IGNORE INTO deployments (activated_at, station, step, action, sha256, record) VALUES (?, ?, ?, ?, ?, ?)');
   // One transaction per batch: one WAL append for many rows.
   const insertAll = db.transaction((rows) => {
     let added = 0;
@@ -125,6 +126,10 @@ function main() {
 
   async function handle(m) {
     if (m.t === 'insert') return { added: insertAll(m.rows) };
+    if (m.t === 'deployment') {
+      const d = m.row;
+      return { added: insertDeployment.run(d.at, d.station, d.step, d.action, d.sha256, d.record).changes };
+    }
     if (m.t === 'retain') {
       const run = retain(m);
       retaining = run.then(() => undefined, () => undefined);
@@ -283,6 +288,11 @@ export class HistoryWriter {
   async insert(rows: readonly HistoryRow[]): Promise<number> {
     const v = (await this.#request({ t: 'insert', rows })) as { added: number };
     return v.added;
+  }
+
+  /** Keeps one model activation; the same one twice (same instant, step, action and weights) is one row. */
+  async deployment(row: DeploymentRow): Promise<void> {
+    await this.#request({ t: 'deployment', row });
   }
 
   /** Deletes rows decided before `cutoff`, then the oldest while the file uses more than `maxBytes` (0: no size limit), `chunk` rows a transaction. */

@@ -1,4 +1,7 @@
 import fs from 'node:fs/promises';
+import { errnoOf, fsyncDir } from '../../runtime/durable-fs.js';
+
+export { errnoOf, fsyncDir };
 
 /*
  * The few file operations linegate's append-only logs (the spool, the JSONL
@@ -24,25 +27,6 @@ export interface FileOps {
   fsyncDir(dir: string): Promise<void>;
   /** Replaces a small file atomically: a temporary name, flushed, renamed (the caller fsyncs the folder). */
   replaceFile(file: string, data: string): Promise<void>;
-}
-
-/** Codes that mean "this file system or platform cannot fsync a directory", not "the data is at risk". */
-const FSYNC_UNSUPPORTED = new Set(['EISDIR', 'EPERM', 'EACCES', 'EINVAL', 'ENOTSUP', 'EBADF']);
-
-export const errnoOf = (e: unknown): string | undefined =>
-  typeof e === 'object' && e !== null && 'code' in e && typeof (e as { code: unknown }).code === 'string' ? (e as { code: string }).code : undefined;
-
-/** fsync of a directory; a no-op where directories cannot be synced (Windows). */
-export async function fsyncDir(dir: string): Promise<void> {
-  let handle: fs.FileHandle | undefined;
-  try {
-    handle = await fs.open(dir, 'r');
-    await handle.sync();
-  } catch (e) {
-    if (!FSYNC_UNSUPPORTED.has(errnoOf(e) ?? '')) throw e;
-  } finally {
-    await handle?.close().catch(() => undefined);
-  }
 }
 
 /** The real file system. */

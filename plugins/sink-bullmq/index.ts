@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { definePlugin, type EncodedImage, type Logger, type PluginContext, type RawImage, type SinkInstance } from '../../runtime/contract.js';
+import { EXTRA_SAMPLES_SERVICE, definePlugin, type EncodedImage, type ExtraSamples, type Logger, type PluginContext, type RawImage, type SinkInstance } from '../../runtime/contract.js';
 import { isLinegateError, messageOf } from '../../runtime/errors.js';
 import { ImageArchive, sha256Of } from './archive.js';
 import { Forwarder, recordKey } from './forwarder.js';
@@ -89,6 +89,8 @@ export const bullmqSink = definePlugin({
     critical: false,
     // A write resolves once its records are fsync'd in the spool: a source may settle the part then.
     durable: true,
+    // Frames the runtime chooses for retraining (a shadow model's disagreements) go to the samples queue too.
+    provides: [EXTRA_SAMPLES_SERVICE],
   },
   async init(config, ctx) {
     const url = process.env[config.redis.urlEnv] ?? config.redis.url;
@@ -172,7 +174,44 @@ function queueSink(config: Config, p: Parts, log: Logger): SinkInstance {
     }
   };
 
+  /** The frame into the archive; what went wrong instead, when it could not be kept. */
+  const archiveImage = async (image: EncodedImage | RawImage, result: { frame: { sha256?: string | undefined } }): Promise<{ stored?: ArchivedImage; lost?: string; error?: unknown }> => {
+    if (archive === undefined) return {};
+    try {
+      const [data, format] = await bytesOf(image);
+      // An encoded frame is stored as it came, and the station already hashed those bytes (withFrameHash): not twice.
+      const stored = await archive.put(data, format, image.kind === 'encoded' ? result.frame.sha256 : undefined);
+      images.ok();
+      return { stored };
+    } catch (e) {
+      return { lost: `image not archived: ${messageOf(e)}`, error: e };
+    }
+  };
+
+  const extraSamples: ExtraSamples = {
+    async submit(s) {
+      const sample = sampler.extra(s.result, s.reason, s.why);
+      if (sample === undefined) return false;
+      const { stored, lost, error } = await archiveImage(s.image, s.result);
+      if (error !== undefined) images.failed(error, s.result.resultId, true);
+      const job: SampleJob = {
+        result: s.result,
+        label: sample.label,
+        labelSource: sample.labelSource,
+        reasons: [...sample.reasons],
+        why: lost === undefined ? [...sample.why] : [...sample.why, lost],
+        ...(stored === undefined ? {} : { image: stored }),
+        shadow: { model: s.other.model, verdict: s.other.verdict, rejectCode: s.other.rejectCode, scores: { ...s.other.scores }, defects: [...s.other.defects] },
+      };
+      // Its own job id: the same frame may be a sample of the station's own choosing too.
+      await appendSample(job, `${s.result.resultId}-${s.reason}`);
+      forwarder.wake();
+      return true;
+    },
+  };
+
   return {
+    service: (name) => (name === EXTRA_SAMPLES_SERVICE ? extraSamples : undefined),
     async write(result, run, image, info) {
       run.signal.throwIfAborted();
       const sample = sampler.choose(result);
@@ -181,15 +220,10 @@ function queueSink(config: Config, p: Parts, log: Logger): SinkInstance {
       let lost: string | undefined = image === undefined && archive !== undefined && sample !== undefined ? 'image not kept: the station dropped it while this sink was far behind' : undefined;
       let archiveError: unknown;
       if (keep) {
-        try {
-          const [data, format] = await bytesOf(image);
-          // An encoded frame is stored as it came, and the station already hashed those bytes (withFrameHash): not twice.
-          stored = await archive.put(data, format, image.kind === 'encoded' ? result.frame.sha256 : undefined);
-          images.ok();
-        } catch (e) {
-          lost = `image not archived: ${messageOf(e)}`;
-          archiveError = e;
-        }
+        const kept = await archiveImage(image, result);
+        stored = kept.stored;
+        lost = kept.lost ?? lost;
+        archiveError = kept.error;
       }
       const key = recordKey({ queue: 'results', id: result.resultId });
       // Waiting to say "delivered" holds the lane: only while nothing waits behind, so a burst is spooled at disk speed.

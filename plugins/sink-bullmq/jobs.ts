@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InspectionResult } from '../../runtime/result.js';
+import { Defect, InspectionResult, ModelRef } from '../../runtime/result.js';
 
 /*
  * What core/bullmq@1 puts on its queues, defined once: the station writes it,
@@ -29,7 +29,7 @@ export const ArchivedImage = z.object({
 });
 export type ArchivedImage = z.infer<typeof ArchivedImage>;
 
-export const SampleReason = z.enum(['fail', 'error', 'near-threshold', 'random-pass']);
+export const SampleReason = z.enum(['fail', 'error', 'near-threshold', 'random-pass', 'shadow']).describe('shadow: a shadow model (a candidate running beside the station) judged the frame otherwise');
 export type SampleReason = z.infer<typeof SampleReason>;
 
 /** A retraining candidate: the result, the image, and why it was chosen. */
@@ -44,6 +44,16 @@ export const SampleJob = z.object({
   why: z.array(z.string()),
   /** Absent when the frame could not be archived (the sample still says so in `why`). */
   image: ArchivedImage.optional(),
+  /** Reason `shadow`: what the shadow model found on the same frame. */
+  shadow: z
+    .object({
+      model: ModelRef.nullable(),
+      verdict: z.string(),
+      rejectCode: z.number().int().nonnegative(),
+      scores: z.record(z.string(), z.number()),
+      defects: z.array(Defect),
+    })
+    .optional(),
 });
 export type SampleJob = z.infer<typeof SampleJob>;
 

@@ -74,6 +74,13 @@ export class Sampler {
     return { label, labelSource, reasons, why };
   }
 
+  /** A frame chosen elsewhere (a shadow model's disagreement), under the same label quotas; undefined past the quota. */
+  extra(r: InspectionResult, reason: SampleReason, why: readonly string[], now = Date.now()): Sample | undefined {
+    const { label, labelSource } = this.#label(r);
+    if (!this.#withinQuota(label, now)) return undefined;
+    return { label, labelSource, reasons: [reason], why };
+  }
+
   /** One line per label whose score lies within the band around the threshold it was judged by. */
   #near(r: InspectionResult): string[] {
     const band = this.#c.nearThreshold;

@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../contract.js';
+import type { ModelsStatus } from '../deploy/types.js';
 import type { InspectionResult } from '../result.js';
 import type { Station } from '../station.js';
+import { hasModelControl } from './context.js';
 
 export interface EventHubOptions {
   /** Bytes a client may fall behind before it is dropped. */
@@ -9,6 +11,12 @@ export interface EventHubOptions {
   /** Clients at once; past that a new one is refused (503). */
   readonly maxClients?: number;
   readonly heartbeatMs?: number;
+}
+
+/** The station's 'model' event, as the hub listens to it. */
+interface ModelEvents {
+  on(event: 'model', listener: (m: ModelsStatus) => void): unknown;
+  off(event: 'model', listener: (m: ModelsStatus) => void): unknown;
 }
 
 interface Client {
@@ -31,6 +39,11 @@ export class EventHub {
   readonly #heartbeat: NodeJS.Timeout;
   readonly #onResult = (r: InspectionResult): void => this.#broadcast('result', r);
   readonly #onDrop = (r: InspectionResult): void => this.#broadcast('result', r);
+  /** A deploy, rollback or shadow change: the dashboard shows the new version without polling. No id: the stream's ids are result ids. */
+  readonly #onModel = (m: ModelsStatus): void => {
+    if (this.#clients.size > 0) this.#send(`event: model\ndata: ${JSON.stringify(m)}\n\n`);
+  };
+  readonly #models: ModelEvents | undefined;
   #nextId = 0;
   #dropped = 0;
   #closed = false;
@@ -40,10 +53,14 @@ export class EventHub {
     this.#log = log;
     this.#maxBuffered = o.maxBufferedBytes ?? 1024 * 1024;
     this.#maxClients = o.maxClients ?? 32;
-    this.#heartbeat = setInterval(() => this.#send(': heartbeat\n\n'), o.heartbeatMs ?? 15_000);
+    // An event, not a comment: a browser's EventSource never reports comments, and a page must tell a quiet line from a dead link.
+    this.#heartbeat = setInterval(() => this.#send(`event: heartbeat\ndata: {"at":"${new Date().toISOString()}"}\n\n`), o.heartbeatMs ?? 15_000);
     this.#heartbeat.unref();
     station.on('result', this.#onResult);
     station.on('drop', this.#onDrop);
+    // Only a station that deploys models emits 'model'.
+    this.#models = hasModelControl(station) ? station : undefined;
+    this.#models?.on('model', this.#onModel);
   }
 
   get clients(): number {
@@ -78,6 +95,7 @@ export class EventHub {
     clearInterval(this.#heartbeat);
     this.#station.off('result', this.#onResult);
     this.#station.off('drop', this.#onDrop);
+    this.#models?.off('model', this.#onModel);
     for (const c of this.#clients) c.res.end();
     this.#clients.clear();
   }

@@ -100,8 +100,12 @@ export class StationMetrics {
         droppedSeen = events.dropped;
       } });
     }
-    const info = new Gauge({ name: 'linegate_model_info', help: 'The model each model step runs (always 1).', labelNames: ['step', 'name', 'version', 'sha256'], registers });
-    for (const m of station.plan.models ?? []) info.set({ step: m.step, name: m.model.name, version: m.model.version, sha256: m.model.sha256 }, 1);
+    // Read at scrape time: a deploy or rollback changes the model between two scrapes.
+    new Gauge({ name: 'linegate_model_info', help: 'The model each model step runs now (always 1).', labelNames: ['step', 'name', 'version', 'sha256'], registers, collect() {
+      this.reset();
+      for (const m of station.plan.models ?? []) this.set({ step: m.step, name: m.model.name, version: m.model.version, sha256: m.model.sha256 }, 1);
+    } });
+    shadowMetrics(station, registers);
   }
 
   /** Starts counting the station's results; idempotent. */
@@ -142,6 +146,44 @@ export class StationMetrics {
     this.#labels.add(label);
     return label;
   }
+}
+
+/**
+ * The shadow model's counts, as gauges: they belong to the shadow that runs now and start at 0 with
+ * the next one (a counter must never go down). No series while none runs, but the info gauge at 0.
+ */
+function shadowMetrics(station: Station, registers: Registry[]): void {
+  const running = (): Extract<ReturnType<Station['models']>['shadow'], { state: 'running' }> | undefined => {
+    const s = station.models().shadow;
+    return s.state === 'running' ? s : undefined;
+  };
+  new Gauge({ name: 'linegate_shadow_info', help: 'The shadow model running beside the station (1), its verdicts never reach the PLC.', labelNames: ['name', 'version', 'sha256'], registers, collect() {
+    this.reset();
+    const s = running();
+    if (s !== undefined) this.set({ name: s.model.name, version: s.model.version, sha256: s.model.sha256 }, 1);
+  } });
+  const counts = [
+    ['linegate_shadow_frames', 'Frames the running shadow model judged.', 'frames'],
+    ['linegate_shadow_skipped', 'Frames the running shadow model skipped: it was busy, or the line had parts waiting (a shadow is dropped first under load).', 'skipped'],
+    ['linegate_shadow_failed', 'Frames the running shadow model could not judge (its own error verdict).', 'failed'],
+    ['linegate_shadow_samples_queued', 'Disagreements the running shadow sent to the samples queue.', 'queued'],
+  ] as const;
+  for (const [name, help, key] of counts) {
+    new Gauge({ name, help, registers, collect() {
+      this.set(running()?.[key] ?? 0);
+    } });
+  }
+  new Gauge({ name: 'linegate_shadow_compared', help: "Frames compared with the running shadow, by the station's class (pass, error, or the failing label).", labelNames: ['class'], registers, collect() {
+    this.reset();
+    for (const [c, v] of Object.entries(running()?.agreement.byClass ?? {})) this.set({ class: c }, v.total);
+  } });
+  new Gauge({ name: 'linegate_shadow_agreed', help: 'Of those, the frames where the shadow gave the same verdict, by class.', labelNames: ['class'], registers, collect() {
+    this.reset();
+    for (const [c, v] of Object.entries(running()?.agreement.byClass ?? {})) this.set({ class: c }, v.agree);
+  } });
+  new Gauge({ name: 'linegate_shadow_agreement_ratio', help: 'Agreed over compared, all classes (0 before the first comparison).', registers, collect() {
+    this.set(running()?.agreement.rate ?? 0);
+  } });
 }
 
 function numberAt(h: Health, key: string): number {

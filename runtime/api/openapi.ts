@@ -32,7 +32,9 @@ function requestBody(r: RouteSpec): Json | undefined {
   if (r.body === undefined) return undefined;
   const content: Json = {};
   for (const t of r.body.contentTypes) {
-    content[t] = t === 'multipart/form-data' ? { schema: { type: 'object', properties: { image: { type: 'string', contentMediaType: 'image/*' } }, required: ['image'] } } : { schema: { type: 'string', contentMediaType: t } };
+    const imageForm = { type: 'object', properties: { image: { type: 'string', contentMediaType: 'image/*' } }, required: ['image'] };
+    // A route whose form is not one image (a model package upload) states its own.
+    content[t] = t === 'multipart/form-data' ? { schema: r.body.form ?? imageForm } : { schema: { type: 'string', contentMediaType: t } };
   }
   return { required: true, description: `${r.body.description}; at most ${r.body.maxBytes} bytes`, content };
 }

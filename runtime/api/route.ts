@@ -16,6 +16,8 @@ export interface RouteInput<Q, P> {
   readonly contentType: string | undefined;
   /** Aborted when the client goes away or the server closes. */
   readonly signal: AbortSignal;
+  /** The name of the token that passed the gate (for a deploy's "who"); undefined when the route needed none. */
+  readonly caller?: string;
 }
 
 export type RouteReply =
@@ -38,6 +40,8 @@ export interface BodySpec {
   readonly contentTypes: readonly string[];
   readonly maxBytes: number;
   readonly description: string;
+  /** For multipart/form-data: the form's JSON Schema, when its parts are not one `image` (the OpenAPI document's request body). */
+  readonly form?: Readonly<Record<string, unknown>>;
 }
 
 export interface RouteSpec<Q = unknown, P = unknown> {

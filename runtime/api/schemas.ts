@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERRORS, type ErrorCode } from '../errors.js';
-import { InspectionResult, Verdict } from '../result.js';
+import { InspectionResult, PlantHierarchy, Verdict } from '../result.js';
 
 /* The API's request and response schemas; the result record is the one runtime/result.ts defines. */
 
@@ -83,3 +83,44 @@ export const ImageQuery = z.object({ overlay: z.enum(['0', '1', 'true', 'false']
 export const InspectQuery = z.object({ partId: z.string().min(1).max(200).regex(/^[\w.:#/-]+$/).optional() }).strict();
 
 export const NoQuery = z.object({}).strict();
+
+
+export const SummaryBody = z
+  .object({
+    station: z.object({ id: z.string(), name: z.string().optional(), line: z.string().optional(), cycleBudgetMs: z.number().int().positive(), hierarchy: PlantHierarchy.optional() }),
+    generatedAt: z.iso.datetime(),
+    ready: ReadyBody.describe('what GET /ready says, always with status 200 here'),
+    window: z.object({
+      since: z.iso.datetime().describe('the oldest decidedAt counted: an hour back, or later when the history holds less'),
+      until: z.iso.datetime(),
+      parts: z.number().int().nonnegative(),
+      capped: z.boolean().describe('true: more parts were decided in the hour than the summary keeps; the oldest are left out'),
+      newest: z.iso.datetime().nullable().describe('decidedAt of the newest part the history holds: a part streamed on /api/events before it is stored has no image route yet'),
+    }),
+    yield: z.object({
+      pass: z.number().int().nonnegative(),
+      fail: z.number().int().nonnegative(),
+      error: z.number().int().nonnegative(),
+      rate: z.number().min(0).max(1).nullable().describe('pass / parts; null with no part'),
+      bucketS: z.number().int().positive(),
+      buckets: z.array(z.object({ at: z.iso.datetime().describe('bucket start'), pass: z.number().int(), fail: z.number().int(), error: z.number().int() })).describe('oldest first'),
+    }),
+    pareto: z.object({
+      byCode: z.array(z.object({ rejectCode: z.number().int(), code: z.string(), count: z.number().int().positive() })).describe('rejected parts by reject code and first reason, most first'),
+      byLabel: z.array(z.object({ label: z.string(), count: z.number().int().positive() })).describe('rejected parts by the defect labels that fired, most first'),
+    }),
+    latency: z.object({
+      budgetMs: z.number().positive(),
+      bins: z.array(z.object({ fromMs: z.number().nonnegative(), toMs: z.number().positive().nullable().describe('null: past the budget'), count: z.number().int().nonnegative() })),
+      overBudget: z.number().int().nonnegative(),
+      p50Ms: z.number().nonnegative().nullable(),
+      p95Ms: z.number().nonnegative().nullable(),
+      maxMs: z.number().nonnegative().nullable(),
+    }),
+    thresholds: z.record(z.string(), z.number()).describe('the threshold per label of the newest part that says'),
+    lanes: z.record(z.string(), z.number().int().nonnegative()).describe("results waiting in each background sink's lane"),
+    events: z.object({ clients: z.number().int().nonnegative(), dropped: z.number().int().nonnegative() }),
+    process: z.object({ rssBytes: z.number().nonnegative(), heapUsedBytes: z.number().nonnegative(), heapTotalBytes: z.number().nonnegative(), uptimeS: z.number().nonnegative() }),
+  })
+  .describe("the dashboard's aggregates over the last hour, from the history, plus the station's health");
+export type SummaryBody = z.infer<typeof SummaryBody>;

@@ -5,7 +5,7 @@ import { LinegateError, LinegateErrors, messageOf } from '../errors.js';
 import type { HistoryReader } from '../history.js';
 import type { Station } from '../station.js';
 import { Gate, loadToken } from './auth.js';
-import type { ApiContext, EffectiveApiSettings } from './context.js';
+import { hasModelControl, type ApiContext, type EffectiveApiSettings } from './context.js';
 import { EventHub, type EventHubOptions } from './events.js';
 import { errorReply } from './error-reply.js';
 import { ImageStore } from './images.js';
@@ -14,8 +14,10 @@ import { openApiDocument } from './openapi.js';
 import { HTTP_ROUTES_SERVICE, isHttpRoutes } from './plugin-routes.js';
 import { RecentResults } from './recent.js';
 import { defineRoute, type RouteReply, type RouteSpec } from './route.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { healthRoutes } from './routes/health.js';
 import { inspectRoutes } from './routes/inspect.js';
+import { modelRoutes } from './routes/models.js';
 import { observeRoutes } from './routes/observe.js';
 import { resultRoutes } from './routes/results.js';
 import { stationRoutes } from './routes/station.js';
@@ -92,25 +94,23 @@ export class ApiServer {
     const log = o.log.child({ component: 'api' });
     const token = await loadToken(o.env, o.settings.tokenFile, o.station.plan.root, o.settings.generateToken);
     if (token.generated !== undefined) log.info({ tokenFile: token.generated }, `new API token written to ${token.generated}: send it as "Authorization: Bearer <token>"`);
-    const gate = new Gate(token.token, o.settings.auth);
-    let history = o.history;
-    let owned: Owned = { detach: () => undefined };
-    if (history === undefined) {
-      const recent = new RecentResults(o.recentSize ?? 1000);
-      const add = (r: Parameters<RecentResults['add']>[0]): void => recent.add(r);
-      o.station.on('result', add);
-      o.station.on('drop', add);
-      history = recent;
-      owned = { recent, detach: () => void (o.station.off('result', add), o.station.off('drop', add)) };
-    }
+    const gate = new Gate(token.tokens, o.settings.auth);
+    // The last results in memory: the whole answer without a history, and with one the results its writer thread has
+    // not committed yet (a page hears of a part on the event stream a moment before the history has it).
+    const recent = new RecentResults(o.recentSize ?? (o.history === undefined ? 1000 : 256));
+    const add = (r: Parameters<RecentResults['add']>[0]): void => recent.add(r);
+    o.station.on('result', add);
+    o.station.on('drop', add);
+    const history = o.history ?? recent;
+    const owned: Owned = { recent, detach: () => void (o.station.off('result', add), o.station.off('drop', add)) };
     const events = new EventHub(o.station, log, o.events);
     const metrics = new StationMetrics(o.station, { events });
     metrics.attach();
     const app = Fastify({ logger: false, bodyLimit: JSON_BODY_LIMIT, return503OnClosing: true, forceCloseConnections: 'idle', routerOptions: { maxParamLength: 200 } });
     const parts = { routes: [] as RouteSpec[], events, metrics, owned };
     const server = new ApiServer(app, o, parts);
-    const ctx: ApiContext = { station: o.station, history, images: o.images ?? ImageStore.fromPlan(o.station.plan), metrics, events, settings: o.settings, writesOn: gate.writesOn, log, startedAt: Date.now(), boundPort: () => server.#port };
-    const routes = [...healthRoutes(ctx), ...stationRoutes(ctx), ...resultRoutes(ctx), ...inspectRoutes(ctx), ...observeRoutes(ctx), ...pluginRoutes(o, log)];
+    const ctx: ApiContext = { station: o.station, ...(hasModelControl(o.station) ? { models: o.station } : {}), history, recent, images: o.images ?? ImageStore.fromPlan(o.station.plan), metrics, events, settings: o.settings, writesOn: gate.writesOn, log, startedAt: Date.now(), boundPort: () => server.#port };
+    const routes = [...healthRoutes(ctx), ...stationRoutes(ctx), ...resultRoutes(ctx), ...inspectRoutes(ctx), ...observeRoutes(ctx), ...modelRoutes(ctx), ...dashboardRoutes(ctx), ...pluginRoutes(o, log)];
     let doc: unknown;
     routes.push(
       defineRoute({
@@ -132,7 +132,7 @@ export class ApiServer {
       await server.close();
       throw e;
     }
-    log.debug({ routes: routes.map((r) => `${r.method} ${r.url}`), token: token.from }, 'API routes ready');
+    log.debug({ routes: routes.map((r) => `${r.method} ${r.url}`), token: token.from, tokens: gate.names }, 'API routes ready');
     return server;
   }
 
@@ -198,6 +198,8 @@ export class ApiServer {
     app.addHook('onResponse', async (req: FastifyRequest, reply: FastifyReply) => {
       log.debug({ method: req.method, route: req.routeOptions.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'API request');
     });
+    // Who passed the gate, from onRequest to the handler (a deploy records the token's name).
+    const callers = new WeakMap<FastifyRequest, string>();
     for (const r of this.routes) {
       const what = `${r.method} ${r.url}`;
       app.route({
@@ -205,7 +207,10 @@ export class ApiServer {
         url: r.url,
         ...(r.body === undefined ? {} : { bodyLimit: r.body.maxBytes }),
         // The token is checked before the body is read: an unauthorised upload costs nothing.
-        onRequest: async (req: FastifyRequest) => gate.check(r.access, req.headers.authorization, what),
+        onRequest: async (req: FastifyRequest) => {
+          const caller = gate.check(r.access, req.headers.authorization, what);
+          if (caller !== undefined) callers.set(req, caller);
+        },
         handler: async (req: FastifyRequest, reply: FastifyReply) => {
           const query = parse(r.query ?? NoQuery, req.query ?? {}, 'query', what);
           const params = r.params === undefined ? {} : parse(r.params, req.params, 'path', what);
@@ -214,7 +219,7 @@ export class ApiServer {
           const gone = new AbortController();
           reply.raw.on('close', () => gone.abort(new Error('the client went away')));
           const signal = AbortSignal.any([gone.signal, this.#closing.signal]);
-          const out = await r.handle({ query, params, body: Buffer.isBuffer(req.body) ? req.body : undefined, contentType, signal });
+          const out = await r.handle({ query, params, body: Buffer.isBuffer(req.body) ? req.body : undefined, contentType, signal, caller: callers.get(req) });
           return send(reply, out, r, what, log);
         },
       });

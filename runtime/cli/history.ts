@@ -2,6 +2,7 @@ import { compileStation } from '../compile/compile.js';
 import { loadDataFile, stationRoot } from '../config/load.js';
 import { StationFile } from '../config/station-schema.js';
 import { LinegateError } from '../errors.js';
+import type { DeploymentRecord } from '../contract.js';
 import type { HistoryFilter, HistoryReader } from '../history.js';
 import { HISTORY_DEFAULTS, historyFileName, historyFileOf } from '../history-file.js';
 import { builtinRegistry, historyReaderFactory } from '../registry/builtins.js';
@@ -20,6 +21,7 @@ export interface HistoryOptions extends LogOptions {
   readonly until?: string;
   readonly limit: number;
   readonly json?: boolean;
+  readonly deployments?: boolean;
 }
 
 /**
@@ -56,6 +58,11 @@ export async function historyCommand(stationFile: string, opts: HistoryOptions, 
   let reader: HistoryReader | undefined;
   try {
     reader = await historyReaderFactory(file);
+    if (opts.deployments === true) {
+      const rows = (await reader.deployments?.(opts.limit)) ?? [];
+      ctx.io.stdout.write(opts.json === true ? rows.map((d) => `${JSON.stringify(d)}\n`).join('') : deploymentTable(rows));
+      return EXIT.ok;
+    }
     const page = await reader.query(filter, { limit: opts.limit });
     ctx.io.stdout.write(opts.json === true ? page.items.map((r) => `${JSON.stringify(r)}\n`).join('') : table(page.items));
     if (page.next !== undefined) log.info({ file, limit: opts.limit }, `more than ${opts.limit} results match: narrow the filter (--since, --until) or raise --limit`);
@@ -66,17 +73,31 @@ export async function historyCommand(stationFile: string, opts: HistoryOptions, 
 }
 
 const HEAD = ['time', 'part', 'verdict', 'codes', 'labels', 'model'] as const;
+const DEPLOY_HEAD = ['time', 'action', 'model', 'sha256', 'by', 'step'] as const;
+
+function deploymentTable(items: readonly DeploymentRecord[]): string {
+  return columns(
+    DEPLOY_HEAD,
+    items.map((d) => [d.activatedAt, d.action, `${d.name}@${d.version}`, d.sha256.slice(0, 12), d.by, d.step]),
+  );
+}
 
 function table(items: readonly InspectionResult[]): string {
-  const rows = items.map((r) => [
+  return columns(
+    HEAD,
+    items.map((r) => [
     r.time.decidedAt,
     r.partId,
     r.verdict === 'pass' ? 'pass' : `${r.verdict} ${r.rejectCode}`,
     [...new Set(r.reasons.map((x) => x.code))].join(',') || '-',
     [...new Set(r.defects.map((d) => d.label))].join(',') || '-',
     r.model === null ? '-' : `${r.model.name}@${r.model.version}`,
-  ]);
-  const widths = HEAD.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+    ]),
+  );
+}
+
+function columns(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: readonly string[]): string => `${cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')}\n`;
-  return line(HEAD) + rows.map(line).join('');
+  return line(head) + rows.map(line).join('');
 }

@@ -9,9 +9,14 @@ import type { Plan, PlannedStep } from './compile.js';
  * anything, each bounded by the init time-out, and throws every problem found at once: the check
  * `linegate check` prints and `run` makes before the first step starts.
  */
-export async function verifyPlan(plan: Plan, log: Logger, signal: AbortSignal = new AbortController().signal): Promise<void> {
+export function verifyPlan(plan: Plan, log: Logger, signal: AbortSignal = new AbortController().signal): Promise<void> {
+  return verifySteps(plan, [plan.source, ...plan.stages, ...plan.sinks], log, signal);
+}
+
+/** The same for some of the plan's steps (a deploy checks the model step it replaces). */
+export async function verifySteps(plan: Plan, steps: readonly PlannedStep[], log: Logger, signal: AbortSignal = new AbortController().signal): Promise<void> {
   const errors: LinegateError[] = [];
-  for (const step of [plan.source, ...plan.stages, ...plan.sinks]) {
+  for (const step of steps) {
     const verify = step.plugin.manifest.verify;
     if (verify === undefined) continue;
     const ctx = makeContext(plan, step, log, signal);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PlantHierarchy } from '../result.js';
 
 /**
  * The shape of a station file. Each step's `config` is left `unknown` here:
@@ -52,16 +53,29 @@ export function calibrationSetting(settings: { readonly calibration?: Calibratio
   return c.file === undefined ? { allowModelMismatch: c.allowModelMismatch } : { file: c.file, allowModelMismatch: c.allowModelMismatch };
 }
 
+export const DeploySettings = z
+  .object({
+    dir: z.string().min(1).default('var/deploy').describe('uploaded model packages and the journal of activations, per station, relative to the station root'),
+    maxPackageMiB: z.number().positive().max(4096).default(256).describe('the largest package upload the API takes'),
+    keep: z.number().int().min(2).max(1000).default(10).describe('uploaded packages kept on disk; the active one and the one a rollback would return to are never removed'),
+  })
+  .strict();
+export type DeploySettings = z.infer<typeof DeploySettings>;
+
 export const StationSettings = z
   .object({
     id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/),
     name: z.string().optional(),
     line: z.string().optional(),
+    hierarchy: PlantHierarchy.strict()
+      .optional()
+      .describe("the station's place in its plant (ISA-95): { site, area, line, cell }, all four; copied into every result, and the plant page (`linegate plant`) groups and filters by it"),
     goodLabels: z
       .array(z.string().min(1))
       .optional()
       .describe("ground-truth labels (a labelled folder's class names, e.g. MT_Free) that mean a good part: replay, compare and calibrate count them as good beside good, ok and pass"),
     calibration: CalibrationSetting.optional(),
+    deploy: DeploySettings.prefault({}).describe('live model deployment through the API (`linegate models deploy`): where uploaded packages and the activation journal are kept'),
     root: z.string().optional().describe('folder that relative paths resolve against; default: the parent of stations/, or the file\'s folder'),
     cycleBudgetMs: z.number().int().min(1).max(600_000).default(1000).describe('time from frame arrival to verdict before the part becomes an error'),
     maxInFlight: z.number().int().min(1).max(64).default(1).describe('parts inspected at once'),
@@ -95,6 +109,10 @@ export const StationSettings = z
   })
   .strict()
   .superRefine((s, ctx) => {
+    // Two names for one line would put the station's results under two lines: the file says it once, or twice the same.
+    if (s.hierarchy !== undefined && s.line !== undefined && s.line !== s.hierarchy.line) {
+      ctx.addIssue({ code: 'custom', path: ['hierarchy', 'line'], message: `"${s.hierarchy.line}" is not station.line "${s.line}": give the line once (in hierarchy), or the same in both` });
+    }
     // drop-oldest drops from the queue: with no queue there is nothing older to drop.
     if (s.dropPolicy === 'drop-oldest' && s.queueSize === 0) {
       ctx.addIssue({ code: 'custom', path: ['queueSize'], message: 'drop-oldest drops the oldest queued frame, and a queue of 0 holds none: set queueSize to 1 or more, or use drop-newest' });

@@ -11,6 +11,8 @@ const ASSET_DIRS = ['models', 'calibration', 'fixtures'];
  */
 export function makeContext(plan: Plan, step: PlannedStep, log: Logger, signal: AbortSignal, dependencies: ReadonlyMap<string, unknown> = new Map()): PluginContext {
   const root = plan.root;
+  // Packages deployed through the API live in the deploy folder (var/deploy by default), not in models/.
+  const deployDir = path.resolve(root, plan.settings.deploy.dir);
   const { cycleBudgetMs, sinkTimeoutMs, closeTimeoutMs } = plan.settings;
   return {
     log: log.child({ step: step.name, plugin: step.plugin.manifest.id }),
@@ -24,7 +26,7 @@ export function makeContext(plan: Plan, step: PlannedStep, log: Logger, signal: 
       const abs = path.resolve(root, ref);
       const rel = path.relative(root, abs);
       const top = rel.split(path.sep)[0] ?? '';
-      if (ref.split(/[\\/]/).includes('..') || rel.startsWith('..') || path.isAbsolute(rel) || !ASSET_DIRS.includes(top)) {
+      if (ref.split(/[\\/]/).includes('..') || rel.startsWith('..') || path.isAbsolute(rel) || !(ASSET_DIRS.includes(top) || inside(deployDir, abs))) {
         throw new LinegateError('LG_ERR_STATION_PATH', [ref, step.name], { step: step.name });
       }
       return abs;
@@ -37,6 +39,11 @@ export function makeContext(plan: Plan, step: PlannedStep, log: Logger, signal: 
     },
   };
 }
+
+const inside = (dir: string, p: string): boolean => {
+  const rel = path.relative(dir, p);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+};
 
 /** The same context with another signal (a part's cycle budget), without a new logger per part. */
 export const withSignal = (ctx: PluginContext, signal: AbortSignal): PluginContext => ({ ...ctx, signal });

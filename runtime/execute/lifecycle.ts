@@ -116,6 +116,30 @@ export async function startStation(plan: Plan, log: Logger): Promise<{ started: 
   }
 }
 
+/**
+ * Starts a new set of stages for a station already running (a model deploy): the stages of `plan`,
+ * decision first, each bounded like any start, with the running source and sinks to depend on, and
+ * checked against the running source's caps. On a failure whatever had started is closed again, so
+ * a refused package leaves nothing behind.
+ */
+export async function startStages(plan: Plan, log: Logger, running: StartedStation): Promise<StartedStep<StageInstance>[]> {
+  const byName = new Map<string, StartedStep<Closable & ServiceProvider>>();
+  for (const s of [running.source, ...running.sinks]) byName.set(s.step.name, s as unknown as StartedStep<Closable & ServiceProvider>);
+  const mine: StartedStep<StageInstance>[] = [];
+  try {
+    for (const step of [...plan.stages].reverse()) {
+      const started = await startStep<StageInstance>(plan, step, log, dependenciesOf(step, byName));
+      byName.set(step.name, started as unknown as StartedStep<Closable & ServiceProvider>);
+      mine.unshift(started);
+    }
+    negotiate(running.source, mine);
+    return mine;
+  } catch (e) {
+    await closeUpstreamFirst(mine);
+    throw e;
+  }
+}
+
 /** The services a step declared it needs, from the steps that started before it (compile checked they exist). */
 function dependenciesOf(step: PlannedStep, started: ReadonlyMap<string, StartedStep<ServiceProvider>>): Map<string, unknown> {
   const deps = new Map<string, unknown>();

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Frame, FrameInput, Health, Logger, SourceInstance, StageInstance } from '../contract.js';
+import type { Frame, FrameInput, Health, Logger, SourceInstance } from '../contract.js';
 import { LinegateError, messageOf } from '../errors.js';
 import type { InspectionResult } from '../result.js';
 import type { Plan } from '../compile/compile.js';
@@ -13,6 +13,7 @@ import { buildResult, type Outcome } from './outcome.js';
 import { Settler } from './settle.js';
 import type { SinkDispatcher } from './sinks.js';
 import { Slots, type Slot } from './slots.js';
+import type { Pipeline } from './pipeline.js';
 import { runStages } from './stages.js';
 import { Tally, type RunSummary } from './tally.js';
 import { Wake } from './wake.js';
@@ -24,6 +25,8 @@ export interface LoopHooks {
   onDrop(result: InspectionResult): void;
   /** The loop takes no more frames (the source ended, `maxFrames`, `stop()`); called once, before the drain. */
   onStopping(): void;
+  /** An inspected part's verdict is with the critical sinks (the PLC has it): what may run after it (a shadow model) gets the frame. */
+  onJudged?(result: InspectionResult, frame: Frame): void;
 }
 
 interface Pending {
@@ -43,10 +46,10 @@ interface Pending {
  * it rather than never hearing of it.
  */
 export class FrameLoop {
-  readonly #plan: Plan;
   readonly #settings: StationSettings;
   readonly #source: StartedStep<SourceInstance>;
-  readonly #stages: readonly StartedStep<StageInstance>[];
+  /** The stages and plan current when a part starts: a model deploy swaps it between two parts. */
+  readonly #pipeline: () => Pipeline;
   readonly #sinks: SinkDispatcher;
   readonly #log: Logger;
   readonly #hooks: LoopHooks;
@@ -66,15 +69,14 @@ export class FrameLoop {
   constructor(args: {
     plan: Plan;
     source: StartedStep<SourceInstance>;
-    stages: readonly StartedStep<StageInstance>[];
+    pipeline: () => Pipeline;
     sinks: SinkDispatcher;
     log: Logger;
     hooks: LoopHooks;
   }) {
-    this.#plan = args.plan;
     this.#settings = args.plan.settings;
     this.#source = args.source;
-    this.#stages = args.stages;
+    this.#pipeline = args.pipeline;
     this.#sinks = args.sinks;
     this.#log = args.log;
     this.#hooks = args.hooks;
@@ -92,6 +94,11 @@ export class FrameLoop {
 
   get stopping(): boolean {
     return this.#stop.signal.aborted;
+  }
+
+  /** Frames wait or every slot is taken: work that can wait (a shadow model) steps aside. */
+  get saturated(): boolean {
+    return this.#queue.length > 0 || this.#slots.free === 0;
   }
 
   /** Runs until the source ends, `maxFrames` frames have arrived, or `stop()`; then drains. */
@@ -209,7 +216,7 @@ export class FrameLoop {
     this.#queue.splice(at, 1);
     const error = new LinegateError('LG_ERR_STAGE_TIMEOUT', [this.#settings.cycleBudgetMs, '(queue)']);
     this.#log.warn({ partId: pending.frame.partId, code: error.code, inFlight: this.#slots.busy }, `${error.message}: no slot came free in time`);
-    this.#track(this.#finish(pending, { error, stageMs: {} }), pending);
+    this.#track(this.#finish(pending, { error, stageMs: {} }, this.#pipeline().plan).then(() => undefined), pending);
   }
 
   #schedule(): void {
@@ -217,7 +224,20 @@ export class FrameLoop {
       const pending = this.#queue.shift()!;
       clearTimeout(pending.expiry);
       const slot = this.#slots.take();
-      this.#track(this.#inspect(pending, slot).finally(() => slot.release()), pending);
+      this.#track(
+        this.#inspect(pending, slot).then(
+          (after) => {
+            slot.release();
+            // Work that follows a verdict (a shadow model) starts once the slot is free: it sees the line as the next part will.
+            after?.();
+          },
+          (e: unknown) => {
+            slot.release();
+            throw e;
+          },
+        ),
+        pending,
+      );
       // The slot may outlive the part (a stage call still running): the next part starts only once it is free.
       void slot.freed.then(() => {
         this.#schedule();
@@ -247,13 +267,17 @@ export class FrameLoop {
     this.#drops.drop(pending.frame, pending.arrivedAt, { inFlight: this.#slots.busy, queued: this.#queue.length });
   }
 
-  async #inspect(pending: Pending, slot: Slot): Promise<void> {
+  /** Resolves with what is to run once the part's slot is free (the judged hook), if anything. */
+  async #inspect(pending: Pending, slot: Slot): Promise<(() => void) | undefined> {
     let outcome: Outcome;
+    // The part keeps the pipeline it started on to its result, whatever a deploy does meanwhile.
+    const pipeline = this.#pipeline();
+    const release = pipeline.acquire();
     try {
       outcome = await runStages({
         frame: pending.frame,
         arrivedAt: pending.arrivedAt,
-        stages: this.#stages,
+        stages: pipeline.stages,
         stationId: this.#settings.id,
         cycleBudgetMs: this.#settings.cycleBudgetMs,
         slot,
@@ -263,12 +287,14 @@ export class FrameLoop {
       // A fault in the loop itself still ends as a reject, never as a part nobody hears of.
       this.#log.error({ err: e, partId: pending.frame.partId }, 'frame loop fault');
       outcome = { stageMs: {}, error: new LinegateError('LG_ERR_STAGE_FAILED', ['(loop)', 'runtime', messageOf(e)], { cause: e }) };
+    } finally {
+      release();
     }
-    await this.#finish(pending, outcome);
+    return this.#finish(pending, outcome, pipeline.plan);
   }
 
-  async #finish(pending: Pending, outcome: Outcome): Promise<void> {
-    const result = buildResult(this.#plan, pending.frame, outcome, performance.now() - pending.arrivedAt);
+  async #finish(pending: Pending, outcome: Outcome, plan: Plan): Promise<(() => void) | undefined> {
+    const result = buildResult(plan, pending.frame, outcome, performance.now() - pending.arrivedAt);
     const { final, durable } = await this.#sinks.dispatch(result, pending.frame.image);
     const ms = performance.now() - pending.arrivedAt;
     this.#tally.finished(final, ms);
@@ -277,6 +303,9 @@ export class FrameLoop {
     // The slot is free once this returns; the settle waits for the durable sinks without holding the image.
     const { image: _image, ...identity } = pending.frame;
     this.#settler.settle(identity, final, durable);
+    const judged = this.#hooks.onJudged;
+    if (judged === undefined || final.verdict === 'error') return undefined;
+    return () => this.#tell('judged', () => judged(final, pending.frame));
   }
 
   /** Whatever a hook does, the part goes on (its settle, the slot, the drain). */

@@ -22,7 +22,7 @@ export function buildResult(plan: Plan, frame: Frame, outcome: Outcome, totalMs:
   const base = {
     schemaVersion: RESULT_SCHEMA_VERSION,
     resultId: frame.key === undefined ? uuidv7() : stableResultId(plan, frame),
-    station: { id: plan.settings.id, ...(plan.settings.line === undefined ? {} : { line: plan.settings.line }) },
+    station: stationOf(plan.settings),
     partId: frame.partId,
     sequence: frame.sequence,
     ...(frame.trigger === undefined ? {} : { trigger: { id: frame.trigger.id, counter: frame.trigger.counter, raisedAt: frame.trigger.raisedAt.toISOString() } }),
@@ -61,6 +61,18 @@ export function buildResult(plan: Plan, frame: Frame, outcome: Outcome, totalMs:
     rejectCode: rejectCodeOf(reason),
     reasons: [{ code: reason.code, message: reason.message, rejectCode: rejectCodeOf(reason), ...(reason.step === undefined ? {} : { step: reason.step }) }],
     defects: [...(part?.findings?.defects ?? [])],
+  };
+}
+
+/** The station's identity as every result carries it: its id, its line (station.line, else the hierarchy's) and its place in the plant. */
+export function stationOf(settings: Pick<Plan['settings'], 'id' | 'line' | 'hierarchy'>): InspectionResult['station'] {
+  const h = settings.hierarchy;
+  const line = settings.line ?? h?.line;
+  return {
+    id: settings.id,
+    ...(line === undefined ? {} : { line }),
+    // A copy: the plan's settings are frozen, and a record is plain data its readers may change.
+    ...(h === undefined ? {} : { hierarchy: { site: h.site, area: h.area, line: h.line, cell: h.cell } }),
   };
 }
 

@@ -53,9 +53,9 @@ function sse(url: string, want: number): Promise<{ results: InspectionResult[]; 
         while ((at = buffer.indexOf('\n\n')) >= 0) {
           const event = buffer.slice(0, at);
           buffer = buffer.slice(at + 2);
-          if (event.includes(': heartbeat')) heartbeats++;
+          if (event.includes('event: heartbeat')) heartbeats++;
           const data = event.split('\n').find((l) => l.startsWith('data: '));
-          if (data !== undefined) results.push(InspectionResult.parse(JSON.parse(data.slice(6))));
+          if (data !== undefined && event.includes('event: result')) results.push(InspectionResult.parse(JSON.parse(data.slice(6))));
         }
         if (results.length >= want && heartbeats > 0) {
           req.destroy();

@@ -95,6 +95,7 @@ async function exportOne(store: DatasetStore, archive: string | undefined, job: 
     resultId: r.resultId,
     station: r.station.id,
     ...(r.station.line === undefined ? {} : { line: r.station.line }),
+    ...(r.station.hierarchy === undefined ? {} : { hierarchy: r.station.hierarchy }),
     partId: r.partId,
     capturedAt: r.time.capturedAt,
     decidedAt: r.time.decidedAt,

@@ -11,7 +11,7 @@ const bad400 = { description: 'a bad query or id', schema: ErrorBody };
 
 export function resultRoutes(c: ApiContext): RouteSpec[] {
   const find = async (id: string): Promise<InspectionResult> => {
-    const r = await c.history.get(id);
+    const r = (await c.history.get(id)) ?? (c.recent === c.history ? undefined : await c.recent?.get(id));
     if (r === undefined) throw new LinegateError('LG_ERR_API_NOT_FOUND', [`no result with id ${id}`]);
     return r;
   };

@@ -10,6 +10,7 @@ import { Histogram } from '../runtime/observability/histogram.js';
 import { loadModelPackage, type ModelPackage } from '../plugins/model-onnx/manifest.js';
 import { dropPrefix } from '../test/helpers/redis.js';
 import { ROOT, stationFrom } from '../test/helpers/station.js';
+import { castingStages } from '../test/helpers/casting.js';
 
 const r2 = (v: number): number => Math.round(v * 100) / 100;
 const median = (xs: readonly number[]): number => {
@@ -179,12 +180,7 @@ async function pipelineRound(o: PipelineOptions, maxInFlight: number, dir: strin
     // The comparison is with the JSONL and queue sinks; the history (on by default) is measured apart.
     history: false,
     source: { name: 'cam', use: 'core/folder-source@1', config: { dir: o.fixtures, loop: true } },
-    stages: [
-      { name: 'decode', use: 'core/image-decode@1', config: { color: 'GRAY' } },
-      { name: 'model', use: 'core/onnx-model@1', config: { model: o.model, thread } },
-      { name: 'classify', use: 'core/classify-decode@1' },
-      { name: 'verdict', use: 'core/threshold-rules@1', config: { rules: [{ id: 'casting-defect', label: 'defect', rejectCode: 1 }] } },
-    ],
+    stages: castingStages(o.model, { thread }),
     sinks: [
       { name: 'results', use: 'core/jsonl-sink@1', config: { dir: path.join(dir, 'results') } },
       {

@@ -56,6 +56,7 @@ export class ModelDeployer implements ModelControl {
   readonly #retiring = new Set<Promise<void>>();
   #closing: Promise<void> | undefined;
   #tellTimer: NodeJS.Timeout | undefined;
+  #startPrune: Promise<void> = Promise.resolve();
 
   private constructor(host: DeployHost, plan: Plan, journal: DeployJournal) {
     this.#host = host;
@@ -277,7 +278,7 @@ export class ModelDeployer implements ModelControl {
     if (can !== true) throw new LinegateError('LG_ERR_DEPLOY_STATE', [what, can]);
     if (this.#busy !== undefined) throw new LinegateError('LG_ERR_DEPLOY_BUSY', [what]);
     const signal = outer === undefined ? this.#abort.signal : AbortSignal.any([this.#abort.signal, outer]);
-    const run = fn(signal);
+    const run = this.#startPrune.then(() => fn(signal));
     this.#busy = run;
     try {
       return await run;
@@ -291,13 +292,13 @@ export class ModelDeployer implements ModelControl {
    * model, or the one the journal brought back) is an activation too. Called once the sinks are up.
    */
   async started(): Promise<void> {
-    const chain = this.#chain();
-    const top = chain.at(-1);
-    const start = this.#startEntry();
-    const active = top === undefined ? start : { ...top, activatedAt: new Date().toISOString(), action: 'start' as const, by: `restart (${top.action} by ${top.by} at ${top.activatedAt})` };
+    // Uploads a crash left half-written, and packages past deploy.keep, go now rather than at the next deploy
+    // (which waits for this: a prune must never race a package being activated). Set before the first await.
+    this.#startPrune = this.#prune().catch((err: unknown) => this.#host.log.warn({ err: messageOf(err) }, 'old deployed packages could not be pruned'));
+    const top = this.#chain().at(-1);
+    const active = top === undefined ? this.#startEntry() : { ...top, activatedAt: new Date().toISOString(), action: 'start' as const, by: `restart (${top.action} by ${top.by} at ${top.activatedAt})` };
     if (active !== undefined) await this.#record(active);
-    // Uploads a crash left half-written, and packages past deploy.keep, go now rather than at the next deploy.
-    await this.#prune().catch((err: unknown) => this.#host.log.warn({ err: messageOf(err) }, 'old deployed packages could not be pruned'));
+    await this.#startPrune;
   }
 
   /** The journal is the record a restart trusts; the history copy is for people, so a failure there is logged, never a refused switch. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger, ModelDescription } from '../contract.js';
 import { LinegateError, messageOf } from '../errors.js';
@@ -19,6 +19,8 @@ const MAX_FILES = 32;
 export class PackageStore {
   readonly dir: string;
   readonly #log: Logger;
+  /** Uploads being written or checked now: a prune (at start, after a deploy) must not take them for a crash's leftovers. */
+  readonly #open = new Set<string>();
 
   constructor(stationDir: string, log: Logger) {
     this.dir = path.join(stationDir, 'packages');
@@ -39,6 +41,7 @@ export class PackageStore {
     if (total > maxBytes) problems.push(`it is ${total} bytes; deploy.maxPackageMiB allows ${maxBytes}`);
     if (problems.length > 0) throw new LinegateError('LG_ERR_DEPLOY_PACKAGE', [problems.join('; ')]);
     const staging = path.join(this.dir, `.incoming-${randomUUID()}`);
+    this.#open.add(staging);
     try {
       await mkdir(staging, { recursive: true });
       for (const [name, data] of files) {
@@ -66,14 +69,19 @@ export class PackageStore {
     const final = path.join(this.dir, `${safe(model.name)}@${safe(model.version)}-${model.sha256.slice(0, 12)}`);
     if (await exists(final)) {
       await this.discard(staging);
+      // Used again now: the newest by the age a prune goes by.
+      const now = new Date();
+      await utimes(final, now, now).catch(() => undefined);
       return final;
     }
     await rename(staging, final);
+    this.#open.delete(staging);
     await fsyncDir(this.dir);
     return final;
   }
 
   async discard(staging: string): Promise<void> {
+    this.#open.delete(staging);
     await rm(staging, { recursive: true, force: true }).catch((e: unknown) => this.#log.warn({ err: e, dir: staging }, 'a staged package could not be removed'));
   }
 
@@ -94,7 +102,7 @@ export class PackageStore {
         return { p, staging: n.startsWith('.incoming-'), mtime: (await stat(p).catch(() => undefined))?.mtimeMs ?? 0 };
       }),
     );
-    for (const d of dated.filter((x) => x.staging)) await this.discard(d.p);
+    for (const d of dated.filter((x) => x.staging && !this.#open.has(x.p))) await this.discard(d.p);
     const kept = dated.filter((x) => !x.staging).sort((a, b) => b.mtime - a.mtime);
     for (const d of kept.slice(keep)) {
       if (protect.has(path.resolve(d.p))) continue;

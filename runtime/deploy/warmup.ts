@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import { deflateSync } from 'node:zlib';
 import type { Caps, EncodedImage, Frame, Logger, RawImage } from '../contract.js';
 import { LinegateError } from '../errors.js';
+import { greyPng } from '../image-format.js';
 import { hungAfterMs } from '../config/station-schema.js';
 import type { Pipeline } from '../execute/pipeline.js';
 import { Slots } from '../execute/slots.js';
@@ -47,37 +47,4 @@ function greyFrame(produces: readonly Caps[]): EncodedImage | RawImage {
     return { kind: 'raw', data: new Uint8Array(W * H * 3).fill(128), width: W, height: H, channels: 3, colorOrder: 'RGB' };
   }
   return { kind: 'encoded', data: greyPng(W, H), format: 'png' };
-}
-
-/** An 8-bit greyscale PNG of one value, by hand: the runtime keeps image libraries inside their plugins. */
-export function greyPng(width: number, height: number, value = 128): Buffer {
-  const row = Buffer.alloc(width + 1, value);
-  row[0] = 0; // filter: none
-  const raw = Buffer.concat(Array.from({ length: height }, () => row));
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr.set([8, 0, 0, 0, 0], 8); // 8 bits, greyscale, deflate, adaptive filtering, no interlace
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
-}
-
-function chunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, 'ascii');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
-  return Buffer.concat([head, data, crc]);
-}
-
-const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(buf: Buffer): number {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }

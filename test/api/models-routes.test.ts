@@ -9,6 +9,7 @@ import type { RunSummary, Station } from '../../runtime/station.js';
 import { ROOT, silentLog, stationFrom } from '../helpers/station.js';
 import { scratch } from '../helpers/scratch.js';
 import { until } from '../helpers/until.js';
+import { castingStages } from '../helpers/casting.js';
 
 const TOKEN = 'models-route-token-0123456789abcdef';
 const OTHER = 'models-other-token-0123456789abcdef';
@@ -169,12 +170,7 @@ async function liveCasting(): Promise<Live> {
   const station = stationFrom({
     station: { id: 'models-live', cycleBudgetMs: 5000, maxInFlight: 1 },
     source: { name: 'cam', use: 'core/folder-source@1', config: { dir: 'fixtures/casting', loop: true, rateHz: 10 } },
-    stages: [
-      { name: 'decode', use: 'core/image-decode@1', config: { color: 'GRAY' } },
-      { name: 'model', use: 'core/onnx-model@1', config: { model: 'models/casting-cls/1' } },
-      { name: 'classify', use: 'core/classify-decode@1' },
-      { name: 'verdict', use: 'core/threshold-rules@1', config: { rules: [{ id: 'casting-defect', label: 'defect', rejectCode: 1 }] } },
-    ],
+    stages: castingStages(),
     sinks: [],
   });
   const tokens = path.join(scratch('lg-models-tokens-'), 'tokens');

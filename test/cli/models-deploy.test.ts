@@ -12,6 +12,7 @@ import { linegate, type CliRun } from '../helpers/cli.js';
 import { scratch } from '../helpers/scratch.js';
 import { ROOT, silentLog, stationFrom } from '../helpers/station.js';
 import { until } from '../helpers/until.js';
+import { castingStages } from '../helpers/casting.js';
 
 const TOKEN = 'cli-models-token-0123456789abcdef';
 const V1 = path.join(ROOT, 'models/casting-cls/1');
@@ -175,12 +176,7 @@ describe('linegate models against a running station (the real engine)', () => {
     const station: Station = stationFrom({
       station: { id: 'cli-models-live', cycleBudgetMs: 5000, maxInFlight: 1 },
       source: { name: 'cam', use: 'core/folder-source@1', config: { dir: 'fixtures/casting', loop: true, rateHz: 10 } },
-      stages: [
-        { name: 'decode', use: 'core/image-decode@1', config: { color: 'GRAY' } },
-        { name: 'model', use: 'core/onnx-model@1', config: { model: 'models/casting-cls/1' } },
-        { name: 'classify', use: 'core/classify-decode@1' },
-        { name: 'verdict', use: 'core/threshold-rules@1', config: { rules: [{ id: 'casting-defect', label: 'defect', rejectCode: 1 }] } },
-      ],
+      stages: castingStages(),
       sinks: [],
     });
     const tokens = path.join(scratch('lg-cli-tokens-'), 'tokens');

@@ -12,6 +12,7 @@ import { HAVE_CHROMIUM, CHROMIUM, launchBrowser, watchedPage, type PageWatch } f
 import { testRoot } from '../helpers/roots.js';
 import { ROOT, silentLog, stationFrom } from '../helpers/station.js';
 import { until } from '../helpers/until.js';
+import { castingStages } from '../helpers/casting.js';
 
 /*
  * The dashboard in headless Chromium against a real station: the casting classifier on fixture
@@ -48,12 +49,7 @@ async function run(root: string, port = 0, env: Record<string, string> = {}): Pr
     {
       station: { id: 'dash-01', name: 'Casting check', line: 'L2', hierarchy: { site: 'plant-1', area: 'casting', line: 'L2', cell: 'C3' }, cycleBudgetMs: 1500 },
       source: { name: 'cam0', use: 'core/folder-source@1', config: { dir: 'frames', loop: true, rateHz: 4 } },
-      stages: [
-        { name: 'decode', use: 'core/image-decode@1', config: { color: 'GRAY' } },
-        { name: 'model', use: 'core/onnx-model@1', config: { model: 'models/casting-cls/1' } },
-        { name: 'classify', use: 'core/classify-decode@1' },
-        { name: 'verdict', use: 'core/threshold-rules@1', config: { rules: [{ id: 'casting-defect', label: 'defect', rejectCode: 1 }] } },
-      ],
+      stages: castingStages(),
       sinks: [],
     },
     silentLog,

@@ -7,6 +7,7 @@ import { Station } from '../../runtime/station.js';
 import { testRegistry } from '../helpers/probe-plugins.js';
 import { ROOT, silentLog } from '../helpers/station.js';
 import { until } from '../helpers/until.js';
+import { castingStages } from '../helpers/casting.js';
 
 /** A package folder as the API receives it: file name to bytes. */
 export function packageFiles(dir: string): Map<string, Uint8Array> {
@@ -24,12 +25,7 @@ export async function castingStation(id: string, root: string, o: { model?: stri
     station: { id, cycleBudgetMs: 5000, maxInFlight: o.maxInFlight ?? 2, queueSize: 2, initTimeoutMs: 60_000 },
     history: o.history === true ? {} : false,
     source: { name: 'cam', use: 'core/folder-source@1', config: { dir: 'fixtures/casting', loop: true, ...(o.rateHz === undefined ? {} : { rateHz: o.rateHz }) } },
-    stages: [
-      { name: 'decode', use: 'core/image-decode@1', config: { color: 'GRAY' } },
-      { name: 'model', use: 'core/onnx-model@1', config: { model: o.model ?? 'models/casting-cls/1' } },
-      { name: 'classify', use: 'core/classify-decode@1' },
-      { name: 'verdict', use: 'core/threshold-rules@1', config: { rules: [{ id: 'casting-defect', label: 'defect', rejectCode: 1 }] } },
-    ],
+    stages: castingStages(o.model ?? 'models/casting-cls/1'),
     sinks: o.sinks ?? [{ name: 'plc', use: 'test/sink@1', config: { probe: `${id}-plc` } }],
   };
   // Written too (JSON is YAML), for the CLI commands that take the station file; compiled as `run` compiles it: packages read, calibration bound.

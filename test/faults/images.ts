@@ -6,31 +6,11 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
+import { pngChunk } from '../../runtime/image-format.js';
 import { ROOT } from './harness.js';
 
 export const GOOD_DEFECT = path.join(ROOT, 'fixtures/casting/def_front/cast_def_0_103.jpeg');
 export const GOOD_OK = path.join(ROOT, 'fixtures/casting/ok_front/cast_ok_0_1021.jpeg');
-
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-function crc32(buf: Buffer): number {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function chunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const body = Buffer.concat([Buffer.from(type, 'ascii'), data]);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
 
 /**
  * A well-formed PNG header declaring `width` x `height` 8-bit grey pixels,
@@ -47,7 +27,7 @@ export function pngBomb(width = 100_000, height = 100_000): Buffer {
   ihdr[11] = 0;
   ihdr[12] = 0;
   const rows = deflateSync(Buffer.alloc((width + 1) * 4)); // 4 rows of filter byte + zero pixels
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', rows), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), pngChunk('IDAT', rows), pngChunk('IEND', Buffer.alloc(0))]);
 }
 
 /** Deterministic noise (a fixed LCG): bytes that are no image at all, behind a JPEG name. */

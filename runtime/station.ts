@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { DEPLOYMENT_RECORDS_SERVICE, EXTRA_SAMPLES_SERVICE, isDeploymentRecords, isExtraSamples, type DeploymentRecords, type EncodedImage, type ExtraSamples, type FrameInput, type Health, type Logger, type RawImage } from './contract.js';
+import { DEPLOYMENT_RECORDS_SERVICE, EXTRA_SAMPLES_SERVICE, isDeploymentRecords, isExtraSamples, type EncodedImage, type FrameInput, type Health, type Logger, type RawImage } from './contract.js';
 import { LinegateError, messageOf } from './errors.js';
 import type { InspectionResult } from './result.js';
 import { compileStationFile, type Plan } from './compile/compile.js';
@@ -213,8 +213,8 @@ export class Station extends EventEmitter<StationEventMap> implements ModelContr
       swap: (next) => (this.#pipeline = next),
       lastImage: () => this.#lastImage,
       loaded: () => this.#loop?.saturated ?? false,
-      samples: () => [...this.services(EXTRA_SAMPLES_SERVICE).values()].find(isExtraSamples) as ExtraSamples | undefined,
-      records: () => [...this.services(DEPLOYMENT_RECORDS_SERVICE).values()].find(isDeploymentRecords) as DeploymentRecords | undefined,
+      samples: () => [...this.services(EXTRA_SAMPLES_SERVICE).values()].find(isExtraSamples),
+      records: () => [...this.services(DEPLOYMENT_RECORDS_SERVICE).values()].find(isDeploymentRecords),
       changed: () => void this.emit('model', this.models()),
     };
   }

@@ -329,19 +329,7 @@ export class ModelDeployer implements ModelControl {
 
   /** The deploys and rollbacks since the station file last named its current model, oldest first. */
   #chain(): Deployment[] {
-    const base = this.#fileBase();
-    const entries = this.#journal.entries;
-    let from = entries.length;
-    while (from > 0 && sameBase(entries[from - 1]!.base, base)) from--;
-    const stack: Deployment[] = [];
-    for (const e of entries.slice(from)) {
-      if (e.action === 'rollback') {
-        stack.pop();
-        // What the rollback returned to is on top now (its entry says who and when); back to the file's model: nothing on top.
-        if (stack.length > 0) stack[stack.length - 1] = e;
-      } else stack.push(e);
-    }
-    return stack;
+    return this.#journal.chain(this.#fileBase());
   }
 
   /** The model the station file names: its folder and weights (a copy of the same weights under another folder is another model). */
@@ -366,7 +354,5 @@ export class ModelDeployer implements ModelControl {
     await this.#store.prune(this.#plan.settings.deploy.keep, protect);
   }
 }
-
-const sameBase = (a: Deployment['base'], b: Deployment['base']): boolean => a !== undefined && b !== undefined && a.dir === b.dir && a.sha256 === b.sha256;
 
 const stationDir = (plan: Plan): string => path.resolve(plan.root, plan.settings.deploy.dir, plan.settings.id);

@@ -49,29 +49,24 @@ export class DeployJournal {
   }
 
   /**
-   * What is active and what a rollback returns to, replayed from the journal: a start or a deploy
-   * goes on top, a rollback takes the top off; a start whose station-file model changed begins anew.
+   * The deploys and rollbacks since the station file last named `base` (its model's folder and
+   * weights), replayed as a stack, oldest first: a deploy goes on top, a rollback takes the top off
+   * and names what is on top now. Entries made while the file named another model are not part of
+   * it: an edited station file starts anew.
    */
-  stack(step: string): Deployment[] {
+  chain(base: Deployment['base']): Deployment[] {
+    const entries = this.#entries;
+    let from = entries.length;
+    while (from > 0 && sameBase(entries[from - 1]!.base, base)) from--;
     const stack: Deployment[] = [];
-    for (const e of this.#entries) {
-      if (e.step !== step) continue;
+    for (const e of entries.slice(from)) {
       if (e.action === 'rollback') {
         stack.pop();
-        // The rollback names the model it returned to: it is the top now (the same as the one below, normally).
-        if (stack.at(-1)?.sha256 !== e.sha256) stack.push(e);
-        else stack[stack.length - 1] = e;
-      } else if (e.action === 'start') {
-        stack.length = 0;
-        stack.push(e);
+        // Back to the file's model: nothing on top. Else the rollback's entry (who, when) stands for what it returned to.
+        if (stack.length > 0) stack[stack.length - 1] = e;
       } else stack.push(e);
     }
     return stack;
-  }
-
-  /** The last `start` entry: the model the station file named the last time it was taken as is. */
-  lastStart(step: string): Deployment | undefined {
-    return this.#entries.findLast((e) => e.step === step && e.action === 'start');
   }
 
   /** Appends and fsyncs one activation; only then is it part of what a restart restores. */
@@ -96,3 +91,5 @@ export class DeployJournal {
     this.#entries.push(d);
   }
 }
+
+const sameBase = (a: Deployment['base'], b: Deployment['base']): boolean => a !== undefined && b !== undefined && a.dir === b.dir && a.sha256 === b.sha256;

@@ -7,7 +7,7 @@ import { describeModels } from '../compile/models.js';
 import { startStages, type StartedStation } from '../execute/lifecycle.js';
 import { Pipeline } from '../execute/pipeline.js';
 import { DeployJournal } from './journal.js';
-import { modelStep, planForModel, type Replanned } from './replan.js';
+import { modelStep, packageRef, planForModel, type Replanned } from './replan.js';
 import { ShadowRunner } from './shadow.js';
 import { PackageStore } from './store.js';
 import type { CalibrationChoice, DeployReport, Deployment, ModelControl, ModelsStatus, PackageFiles, ShadowStatus } from './types.js';
@@ -207,7 +207,7 @@ export class ModelDeployer implements ModelControl {
     signal.throwIfAborted();
     const dir = await this.#store.keep(staging, checked.model);
     // Planned again at its final place: the path the plan, the journal and a restart name.
-    return { dir: path.relative(this.#plan.root, dir).split(path.sep).join('/'), replanned: await planForModel(this.#plan, step, dir, calibration, this.#host.log) };
+    return { dir: packageRef(this.#plan.root, dir), replanned: await planForModel(this.#plan, step, dir, calibration, this.#host.log) };
   }
 
   /** The new stages started beside the serving ones and warmed up; closed again when anything fails. */

@@ -18,6 +18,12 @@ export function modelStep(plan: Plan): PlannedStep {
   throw new LinegateError('LG_ERR_DEPLOY_STEP', [`it has ${steps.length} model steps (${steps.map((s) => s.name).join(', ')}); deploying into one of several is not supported yet`]);
 }
 
+/** How a plan and the journal name a package folder: relative to the station root (portable), absolute when it lies outside it. */
+export function packageRef(root: string, dir: string): string {
+  const rel = path.relative(root, dir);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? path.resolve(dir) : rel.split(path.sep).join('/');
+}
+
 export interface Replanned {
   readonly plan: Plan;
   readonly model: ModelDescription;
@@ -32,7 +38,7 @@ export interface Replanned {
  * mismatch, and either way a warning says which thresholds the model will run with.
  */
 export async function planForModel(plan: Plan, step: PlannedStep, dir: string, calibration: CalibrationChoice, log: Logger): Promise<Replanned> {
-  const rel = path.relative(plan.root, dir).split(path.sep).join('/');
+  const rel = packageRef(plan.root, dir);
   const parsed = (step.plugin.manifest.config as z.ZodType).safeParse({ ...(step.config as Record<string, unknown>), model: rel });
   if (!parsed.success) throw new LinegateError('LG_ERR_DEPLOY_PACKAGE', [`step "${step.name}" does not take it: ${parsed.error.issues.map((i) => i.message).join('; ')}`]);
   const replaced: PlannedStep = Object.freeze({ ...step, config: deepFreeze(parsed.data) });

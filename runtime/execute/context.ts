@@ -26,7 +26,10 @@ export function makeContext(plan: Plan, step: PlannedStep, log: Logger, signal: 
       const abs = path.resolve(root, ref);
       const rel = path.relative(root, abs);
       const top = rel.split(path.sep)[0] ?? '';
-      if (ref.split(/[\\/]/).includes('..') || rel.startsWith('..') || path.isAbsolute(rel) || !(ASSET_DIRS.includes(top) || inside(deployDir, abs))) {
+      const climbs = ref.split(/[\\/]/).includes('..');
+      // The deploy folder may lie outside the station root (deploy.dir absolute): a package there is named by its absolute path.
+      if (!climbs && inside(deployDir, abs)) return abs;
+      if (climbs || rel.startsWith('..') || path.isAbsolute(rel) || !ASSET_DIRS.includes(top)) {
         throw new LinegateError('LG_ERR_STATION_PATH', [ref, step.name], { step: step.name });
       }
       return abs;

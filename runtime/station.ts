@@ -176,7 +176,8 @@ export class Station extends EventEmitter<StationEventMap> implements ModelContr
 
   /** The active model, its history, thresholds and calibration, and the shadow (before the start: no model is active yet). */
   models(): ModelsStatus {
-    if (this.#deployer === undefined) {
+    // Before the stages are up (or when they could not start) no model is serving yet.
+    if (this.#deployer === undefined || this.#pipeline === undefined) {
       return { station: this.plan.settings.id, active: null, history: [], canRollback: false, thresholds: {}, calibration: { file: null, status: 'none', madeFor: null }, shadow: { state: 'off' } };
     }
     return this.#deployer.models();

@@ -1,8 +1,8 @@
-import { copyFileSync, existsSync, mkdirSync, readdirSync, watch } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { REDIS_URL, dropPrefix, uniquePrefix } from '../helpers/redis.js';
-import { LinegateProcess, ROOT, RssSampler, cleanUp, note, pidOf, tempRoot, waitUntil, within, writeSlowPlugin, writeStation } from './harness.js';
+import { LinegateProcess, ROOT, RssSampler, cleanUp, killOnChange, note, pidOf, tempRoot, waitUntil, within, writeSlowPlugin, writeStation } from './harness.js';
 import { RSS_MAX_MIB, countJobs, expectAccounted, expectOnceEach, expectRssBounded, expectUndecidableRejected, lastJsonLine, readJsonl, readQueue, type RunLine } from './invariants.js';
 
 /**
@@ -25,17 +25,6 @@ afterEach(async () => {
 
 const FILES = 60;
 const FIXTURES = ['def_front', 'ok_front'].flatMap((d) => readdirSync(path.join(ROOT, 'fixtures/casting', d)).map((f) => path.join(ROOT, 'fixtures/casting', d, f)));
-
-/** SIGKILLs `run`'s process group the instant anything changes in `dir` (inotify); resolves then, or when it exits first. */
-async function killOnChange(dir: string, run: LinegateProcess): Promise<void> {
-  const watcher = watch(dir);
-  try {
-    await Promise.race([new Promise((resolve) => watcher.once('change', resolve)), run.exited]);
-    run.killGroup();
-  } finally {
-    watcher.close();
-  }
-}
 
 /** Lines in the station's JSONL so far (complete or not). */
 const jsonlCount = (dir: string): number => (existsSync(dir) ? readJsonl(dir).results.length : 0);

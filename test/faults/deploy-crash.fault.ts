@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, watch } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { InspectionResult } from '../../runtime/result.js';
-import { LinegateProcess, ROOT, cleanUp, freePort, note, tempRoot, waitUntil, writeStation } from './harness.js';
+import { LinegateProcess, ROOT, cleanUp, freePort, killOnChange, note, tempRoot, waitUntil, writeStation } from './harness.js';
 import { lastJsonLine, readJsonl, type RunLine } from './invariants.js';
 
 /**
@@ -29,17 +29,6 @@ async function deploy(url: string): Promise<number | undefined> {
     return res.status;
   } catch {
     return undefined;
-  }
-}
-
-/** SIGKILLs `run`'s process group the instant anything changes in `dir` (inotify), or resolves when it exits first. */
-async function killOnChange(dir: string, run: LinegateProcess): Promise<void> {
-  const watcher = watch(dir);
-  try {
-    await Promise.race([new Promise((resolve) => watcher.once('change', resolve)), run.exited]);
-    run.killGroup();
-  } finally {
-    watcher.close();
   }
 }
 

@@ -6,7 +6,7 @@
  * by `cleanUp()` (afterEach), whatever the case left running.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -218,6 +218,17 @@ function unmount(dir: string): void {
   const r = spawnSync('umount', [dir], { encoding: 'utf8' });
   // Something still holds it (a process the kill has not reaped yet): detach it rather than leave it mounted.
   if (r.status !== 0) spawnSync('umount', ['-l', dir]);
+}
+
+/** SIGKILLs `run`'s process group the instant anything changes in `dir` (inotify); resolves then, or when it exits first. */
+export async function killOnChange(dir: string, run: LinegateProcess): Promise<void> {
+  const watcher = watch(dir);
+  try {
+    await Promise.race([new Promise((resolve) => watcher.once('change', resolve)), run.exited]);
+    run.killGroup();
+  } finally {
+    watcher.close();
+  }
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -13,6 +13,7 @@ import type { Logger } from '../../runtime/contract.js';
 import { ROOT, capturingLog, silentLog, stationFrom } from '../helpers/station.js';
 import { scratch } from '../helpers/scratch.js';
 import { until } from '../helpers/until.js';
+import { stopServed } from '../helpers/served.js';
 
 const TOKEN = 'listen-test-token-0123456789abcdef';
 const JPEG_DIR = path.join(ROOT, 'fixtures/casting/ok_front');
@@ -29,12 +30,7 @@ async function running(station: Station, o: { heartbeatMs?: number; maxBufferedB
   await station.start();
   const server = await startApi({ station, settings: { host: '127.0.0.1', port: 0, auth: 'writes', maxUploadMiB: 4 }, log: o.log ?? silentLog, env: { LINEGATE_API_TOKEN: TOKEN }, events: { heartbeatMs: o.heartbeatMs ?? 50, ...(o.maxBufferedBytes === undefined ? {} : { maxBufferedBytes: o.maxBufferedBytes }) } });
   const run = station.run();
-  cleanup.push(async () => {
-    await server.close();
-    station.stop();
-    await run.catch(() => undefined);
-    await station.close();
-  });
+  cleanup.push(() => stopServed({ server, station, run }));
   return { server, run };
 }
 

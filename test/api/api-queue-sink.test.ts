@@ -16,6 +16,7 @@ import { FIXTURE } from '../helpers/samples.js';
 import { scratch } from '../helpers/scratch.js';
 import { silentLog, stationFrom } from '../helpers/station.js';
 import { until } from '../helpers/until.js';
+import { stopServed } from '../helpers/served.js';
 
 /*
  * The HTTP API of a station with a queue sink (core/bullmq@1): what the spool holds shows in
@@ -53,13 +54,7 @@ async function serve(station: Station, o: { history?: boolean } = {}): Promise<A
   const history: HistoryReader | undefined = o.history === true ? await historyReaderFactory(historyFileOf(station.plan)!) : undefined;
   const server = await ApiServer.create({ station, settings: { host: '127.0.0.1', port: 0, auth: 'writes', maxUploadMiB: 1 }, log: silentLog, env: {}, ...(history === undefined ? {} : { history }) });
   const run = station.run();
-  cleanup.push(async () => {
-    await server.close();
-    station.stop();
-    await run.catch(() => undefined);
-    await station.close();
-    await history?.close();
-  });
+  cleanup.push(() => stopServed({ server, station, run, history }));
   return server;
 }
 

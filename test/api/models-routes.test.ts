@@ -10,6 +10,7 @@ import { ROOT, silentLog, stationFrom } from '../helpers/station.js';
 import { scratch } from '../helpers/scratch.js';
 import { until } from '../helpers/until.js';
 import { castingStages } from '../helpers/casting.js';
+import { stopServed } from '../helpers/served.js';
 
 const TOKEN = 'models-route-token-0123456789abcdef';
 const OTHER = 'models-other-token-0123456789abcdef';
@@ -182,12 +183,7 @@ async function liveCasting(): Promise<Live> {
   station.on('result', (r) => void results.push(r));
   station.on('drop', (r) => void drops.push(r));
   const run = station.run();
-  cleanup.push(async () => {
-    await server.close();
-    station.stop();
-    await run.catch(() => undefined);
-    await station.close();
-  });
+  cleanup.push(() => stopServed({ server, station, run }));
   return { url: server.url, station, results, drops, run };
 }
 

@@ -13,6 +13,7 @@ import { scratch } from '../helpers/scratch.js';
 import { ROOT, silentLog, stationFrom } from '../helpers/station.js';
 import { until } from '../helpers/until.js';
 import { castingStages } from '../helpers/casting.js';
+import { stopServed } from '../helpers/served.js';
 
 const TOKEN = 'cli-models-token-0123456789abcdef';
 const V1 = path.join(ROOT, 'models/casting-cls/1');
@@ -188,12 +189,7 @@ describe('linegate models against a running station (the real engine)', () => {
     station.on('result', (r) => void results.push(r));
     station.on('drop', (r) => void drops.push(r));
     const running = station.run();
-    cleanup.push(async () => {
-      await server.close();
-      station.stop();
-      await running.catch(() => undefined);
-      await station.close();
-    });
+    cleanup.push(() => stopServed({ server, station, run: running }));
     const versionsFrom = async (from: number, n: number): Promise<string[]> => {
       await until(() => results.length >= from + n, { ms: 30_000, what: `${n} results after the ${from}th` });
       return results.slice(from, from + n).map((r) => r.model?.version ?? 'none');

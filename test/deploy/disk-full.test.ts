@@ -1,28 +1,23 @@
-import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PackageStore } from '../../runtime/deploy/store.js';
 import { scratch } from '../helpers/scratch.js';
 import { silentLog } from '../helpers/station.js';
+import { mountTestTmpfs, unmountTestTmpfs } from '../helpers/tmpfs.js';
 
 /** A real full disk under the deploy folder: a 1 MiB tmpfs (needs root to mount; the test says so when it cannot). */
 let root = '';
 let mounted = false;
-let why = '';
 
 beforeAll(() => {
   root = scratch('lg-deploy-tmpfs-');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', root], { stdio: 'pipe' });
-    mounted = true;
-  } catch (e) {
-    why = `cannot mount a 1 MiB tmpfs here (${e instanceof Error ? e.message.split('\n')[0] : String(e)}): the real full-disk test needs root`;
-    console.warn(`deploy disk-full test skipped: ${why}`);
-  }
+  const m = mountTestTmpfs(root, '1m');
+  mounted = m.mounted;
+  if (!m.mounted) console.warn(`deploy disk-full test skipped: ${m.why}`);
 });
 
 afterAll(() => {
-  if (mounted) execFileSync('umount', [root]);
+  if (mounted) unmountTestTmpfs(root);
 });
 
 describe('a model package uploaded onto a full disk', () => {

@@ -10,6 +10,7 @@ import { dropPrefix, jobsOf, uniquePrefix, REDIS_URL } from '../helpers/redis.js
 import { testRoot } from '../helpers/roots.js';
 import { silentLog, stationFrom } from '../helpers/station.js';
 import { until } from '../helpers/until.js';
+import { stopServed } from '../helpers/served.js';
 
 /*
  * One record everywhere: a station with a place in the plant puts the same hierarchy in the
@@ -50,13 +51,7 @@ describe('the hierarchy in every record of a placed station', () => {
     const history = await historyReaderFactory(historyFileOf(station.plan)!);
     const server = await ApiServer.create({ station, settings: { host: '127.0.0.1', port: 0, auth: 'writes', maxUploadMiB: 1 }, log: silentLog, env: {}, history });
     const run = station.run();
-    cleanup.push(async () => {
-      await server.close();
-      station.stop();
-      await run.catch(() => undefined);
-      await station.close();
-      await history.close();
-    });
+    cleanup.push(() => stopServed({ server, station, run, history }));
 
     // From the API (its page reads the history file).
     let items: InspectionResult[] = [];

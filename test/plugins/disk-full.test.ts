@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -11,6 +10,7 @@ import { jsonlSink } from '../../plugins/sink-jsonl/index.js';
 import { contextFor, sampleResult } from '../helpers/samples.js';
 import { scratch } from '../helpers/scratch.js';
 import { capturingLog } from '../helpers/station.js';
+import { mountTestTmpfs, unmountTestTmpfs } from '../helpers/tmpfs.js';
 import { until } from '../helpers/until.js';
 import { RedisRelay, dropPrefix, jobsOf, uniquePrefix } from '../helpers/redis.js';
 
@@ -31,12 +31,9 @@ const open: SinkInstance[] = [];
 
 beforeAll(async () => {
   root = scratch('lg-tmpfs-');
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', root], { stdio: 'pipe' });
-    mounted = true;
-  } catch (e) {
-    why = `cannot mount a 2 MiB tmpfs here (${e instanceof Error ? e.message.split('\n')[0] : String(e)}): the real full-disk test needs root`;
-  }
+  const m = mountTestTmpfs(root, '2m');
+  mounted = m.mounted;
+  if (!m.mounted) why = m.why;
   relay = await RedisRelay.start();
 });
 
@@ -44,7 +41,7 @@ afterAll(async () => {
   await Promise.all(open.splice(0).map((s) => s.close?.()));
   await relay?.close();
   await dropPrefix(prefix);
-  if (mounted) execFileSync('umount', [root]);
+  if (mounted) unmountTestTmpfs(root);
 });
 
 function started<S extends PluginModule>(name: string, plugin: S, config: unknown): Promise<StartedSink> {

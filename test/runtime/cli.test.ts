@@ -112,7 +112,17 @@ describe('linegate check', () => {
 describe('linegate run', () => {
   it('runs --max-frames 20 of the demo, ends stdout with the one summary line, and queues every result under its own prefix', async () => {
     // Four times the demo's trigger rate: the same parts, in a quarter of the time.
-    const { file, prefix } = demoCopy({ edit: (s) => void Object.assign(stepNamed(s, 'plc').config!, { simulate: { triggerRateHz: 20 } }) });
+    // Three times the demo's cycle budget (the deadline follows it: 1700 ms, inside the simulated PLC's 2 s wait):
+    // this is about the CLI's output and queues, and on a loaded machine the first part (the model's first run)
+    // could miss the demo's 800 ms deadline and count as undelivered.
+    const { file, prefix } = demoCopy({
+      edit: (s) => {
+        Object.assign(s.station, { cycleBudgetMs: 1500 });
+        const plc = stepNamed(s, 'plc').config!;
+        delete plc.deadlineMs;
+        Object.assign(plc, { simulate: { triggerRateHz: 20 } });
+      },
+    });
     const r = await linegate(['run', file, '--max-frames', '20', '--no-pretty']);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');

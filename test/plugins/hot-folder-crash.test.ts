@@ -15,9 +15,13 @@ import { until } from '../helpers/until.js';
  * only once every durable sink holds its result, and a file inspected again
  * after the crash gets the same result id: every file once in the queue and
  * once in the JSONL file, none lost, none twice.
+ *
+ * Here 200 files, killed once 60 are done (the finding's 500 took 15 s of the
+ * suite for the same property); the fault suite's crash-restart case kills
+ * twice, at the instant the hot folder settles a file.
  */
 
-const FILES = 500;
+const FILES = 200;
 const redisUrl = process.env.LINEGATE_REDIS_URL ?? REDIS_URL;
 const prefix = uniquePrefix();
 afterEach(killAll);
@@ -69,7 +73,7 @@ describe('a hot folder station killed with SIGKILL midway', () => {
     const env = { LINEGATE_REDIS_URL: redisUrl };
 
     const first = new LinegateProcess(['run', station, '--no-pretty'], env);
-    await until(() => filesIn(lg('done')).length + filesIn(lg('failed')).length >= 150, { ms: 90_000, what: 'a third of the files done' });
+    await until(() => filesIn(lg('done')).length + filesIn(lg('failed')).length >= 60, { ms: 90_000, what: 'some of the files done' });
     first.killGroup(); // the plug pulled: no drain, no flush
     expect(await first.exited).toMatchObject({ signal: 'SIGKILL' });
     const doneAtKill = filesIn(lg('done')).length + filesIn(lg('failed')).length;

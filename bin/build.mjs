@@ -6,7 +6,7 @@
 // Safe to run from several processes at once (parallel test runs, a demo starting): every file is
 // written to a temporary name and renamed, an unchanged file is not rewritten, and the manifest that
 // says "this build is complete" is removed first and written last.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BUILD_FORMAT, DIST, MANIFEST, ROOT, freshness, listSources, outputOf, sha256, stamp } from './dist.mjs';
@@ -22,6 +22,18 @@ const writeIfChanged = (file, data) => {
   writeFileSync(tmp, data);
   renameSync(tmp, file);
 };
+
+/**
+ * Removes the outputs of sources that are gone (a module deleted or renamed): otherwise its old
+ * JavaScript stays importable from dist/ and runs where the sources would fail to resolve it.
+ * Another build running at the same time keeps the same sources, so it removes the same files.
+ */
+function removeOrphans(outputs) {
+  for (const f of readdirSync(DIST, { recursive: true, encoding: 'utf8' })) {
+    const js = f.endsWith('.js.map') ? f.slice(0, -'.map'.length) : f;
+    if (js.endsWith('.js') && !outputs.has(js.split(path.sep).join('/'))) rmSync(path.join(DIST, f), { force: true });
+  }
+}
 
 /** Builds dist/ unless it is fresh; resolves with what it did. */
 export async function build() {
@@ -49,6 +61,7 @@ export async function build() {
     writeIfChanged(js, `${out.code}//# sourceMappingURL=${path.basename(js)}.map\n`);
     files[source] = { source: sourceStamp, output: { ...stamp(js), sha256: sha256(readFileSync(js)) } };
   }
+  removeOrphans(new Set(Object.keys(files).map(outputOf)));
   const tmp = `${MANIFEST}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify({ format: BUILD_FORMAT, esbuild: version, files }, null, 1)}\n`);
   renameSync(tmp, MANIFEST);

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LinegateProcess } from '../helpers/child.js';
@@ -70,6 +70,13 @@ describe('bin/linegate.mjs and the build', () => {
     expect(spawnSync(process.execPath, [path.join(dir, 'bin/build.mjs')]).status).toBe(0);
     const rebuilt = help(dir);
     expect([rebuilt.stderr, rebuilt.stdout.includes('Edited: station-side')]).toEqual(['', true]);
+    // A module deleted since: the next build removes its JavaScript, which could otherwise still be imported.
+    writeFileSync(path.join(dir, 'runtime/gone-soon.ts'), 'export const gone = 1;\n');
+    expect(spawnSync(process.execPath, [path.join(dir, 'bin/build.mjs')]).status).toBe(0);
+    expect(existsSync(path.join(dir, 'dist/runtime/gone-soon.js'))).toBe(true);
+    rmSync(path.join(dir, 'runtime/gone-soon.ts'));
+    expect(spawnSync(process.execPath, [path.join(dir, 'bin/build.mjs')]).status).toBe(0);
+    expect([existsSync(path.join(dir, 'dist/runtime/gone-soon.js')), existsSync(path.join(dir, 'dist/runtime/gone-soon.js.map'))]).toEqual([false, false]);
   }, 60_000);
 
   it('takes a touched but unchanged source, or a build file someone altered, for what it is', async () => {

@@ -170,8 +170,9 @@ class TileUNet(nn.Module):
 
 class MeanLogits(nn.Module):
     """Several trained nets as one: the mean of their logits, exported as a single graph with a single output, so the
-    station runs one package whatever its insides. Members trained on the same data with different schedules make
-    different mistakes on the few hard tiles; the mean is steadier than either (chosen on val, see the README)."""
+    station runs one package whatever its insides. Members trained on the same data with other schedules or seeds
+    make different mistakes on the few hard tiles; the mean is steadier than any one of them (chosen on val, see the
+    README)."""
 
     def __init__(self, members: list[nn.Module]) -> None:
         super().__init__()
@@ -218,8 +219,8 @@ def seg_loss(logits: torch.Tensor, y: torch.Tensor, image_weight: float = 0.0) -
     """BCE for every pixel, a soft Dice per defective tile, and an image-level BCE on the mean of the TOP_K highest
     logits of each tile (defective or not). A good tile has no defect pixels to overlap, so it adds no Dice. A
     batch-wide Dice let the net sit at "no defect anywhere" for hundreds of steps (run 1, see README). The image term
-    trains what the station ranks a tile by (its most confident region): with pixel terms alone a faint defect can
-    stay just under the pixel threshold everywhere, and a good tile can keep one confident speck (runs 2-3)."""
+    aims at what the station ranks a tile by (its most confident region); tried at weights 1.0 and 0.25, it lagged
+    well behind the pixel terms alone on val (run 4, README), so it is off unless --image-weight says otherwise."""
     bce = F.binary_cross_entropy_with_logits(logits, y)
     dims = (1, 2, 3)
     has = y.sum(dims) > 0

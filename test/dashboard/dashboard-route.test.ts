@@ -11,6 +11,7 @@ import { ApiServer, type InjectResponse } from '../../runtime/api/server.js';
 import { uuidv7 } from '../../runtime/execute/outcome.js';
 import { InspectionResult } from '../../runtime/result.js';
 import type { Station } from '../../runtime/station.js';
+import { sampleResult } from '../helpers/samples.js';
 import { scratch } from '../helpers/scratch.js';
 import { ROOT, silentLog, stationFrom } from '../helpers/station.js';
 
@@ -57,30 +58,29 @@ function raw(port: number, target: string): Promise<string> {
 
 const code = (r: InjectResponse): string => (r.json() as { error: { code: string } }).error.code;
 
-/** A result decided `secondsAgo` before now. */
+/** A result decided `secondsAgo` before now (sampleResult's record, every fourth part a crack). */
 function result(n: number, secondsAgo: number, o: Partial<InspectionResult> = {}): InspectionResult {
   const at = new Date(Date.now() - secondsAgo * 1000).toISOString();
   const fail = n % 4 === 0;
-  return InspectionResult.parse({
-    schemaVersion: 1,
-    resultId: uuidv7(Date.parse(at)),
-    station: { id: 'dash-route' },
-    partId: `part-${n}`,
-    sequence: n,
-    time: { capturedAt: at, decidedAt: at },
-    source: { step: 'cam', plugin: 'test/source@1', ref: `mem://${n}` },
-    frame: { ref: `mem://${n}` },
-    model: null,
-    verdict: fail ? 'fail' : 'pass',
-    rejectCode: fail ? 3 : 0,
-    reasons: fail ? [{ code: 'crack-rule', message: 'crack', rejectCode: 3 }] : [],
-    defects: fail ? [{ label: 'crack', score: 0.9, rule: 'crack-rule' }, { label: 'dent', score: 0.2 }] : [{ label: 'crack', score: 0.1 }],
-    scores: {},
-    thresholds: { crack: 0.5, dent: 0.7 },
-    timings: { totalMs: 3 + n, stages: {} },
-    delivery: {},
-    ...o,
-  });
+  return InspectionResult.parse(
+    sampleResult({
+      resultId: uuidv7(Date.parse(at)),
+      station: { id: 'dash-route' },
+      partId: `part-${n}`,
+      sequence: n,
+      time: { capturedAt: at, decidedAt: at },
+      source: { step: 'cam', plugin: 'test/source@1', ref: `mem://${n}` },
+      frame: { ref: `mem://${n}` },
+      verdict: fail ? 'fail' : 'pass',
+      rejectCode: fail ? 3 : 0,
+      reasons: fail ? [{ code: 'crack-rule', message: 'crack', rejectCode: 3 }] : [],
+      defects: fail ? [{ label: 'crack', score: 0.9, rule: 'crack-rule' }, { label: 'dent', score: 0.2 }] : [{ label: 'crack', score: 0.1 }],
+      scores: {},
+      thresholds: { crack: 0.5, dent: 0.7 },
+      timings: { totalMs: 3 + n, stages: {} },
+      ...o,
+    }),
+  );
 }
 
 describe('the dashboard static routes', () => {

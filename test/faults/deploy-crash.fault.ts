@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { InspectionResult } from '../../runtime/result.js';
-import { LinegateProcess, ROOT, cleanUp, freePort, killOnChange, note, tempRoot, waitUntil, writeStation } from './harness.js';
+import { CASTING_STAGES_YAML, LinegateProcess, ROOT, cleanUp, freePort, killOnChange, note, tempRoot, waitUntil, writeStation } from './harness.js';
 import { lastJsonLine, readJsonl, type RunLine } from './invariants.js';
 
 /**
@@ -69,12 +69,7 @@ describe('fault: linegate killed (-9) in the middle of a model deploy', () => {
       root,
       `station: { id: fault-deploy, root: ${ROOT}, cycleBudgetMs: 3000, maxInFlight: 1, queueSize: 2, deploy: { dir: ${deployDir} } }
 source: { name: cam, use: core/folder-source@1, config: { dir: fixtures/casting, loop: true, rateHz: 20 } }
-stages:
-  - { name: decode, use: core/image-decode@1, config: { color: GRAY } }
-  - { name: model, use: core/onnx-model@1, config: { model: models/casting-cls/1 } }
-  - { name: classify, use: core/classify-decode@1 }
-  - { name: verdict, use: core/threshold-rules@1, config: { rules: [{ label: defect, rejectCode: 1 }] } }
-sinks:
+${CASTING_STAGES_YAML}sinks:
   - { name: results, use: core/jsonl-sink@1, config: { dir: ${results} } }
 api: { host: 127.0.0.1, port: ${port} }
 `,

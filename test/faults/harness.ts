@@ -44,6 +44,14 @@ export function saveLog(root: string, name: string, p: LinegateProcess): void {
   writeFileSync(path.join(root, `${name}.log`), `${p.stderr}\n--- stdout ---\n${p.stdout}`);
 }
 
+/** The casting classifier's stages (decode to grey, casting-cls/1, classify, one reject rule), for a case's station text. */
+export const CASTING_STAGES_YAML = `stages:
+  - { name: decode, use: core/image-decode@1, config: { color: GRAY } }
+  - { name: model, use: core/onnx-model@1, config: { model: models/casting-cls/1 } }
+  - { name: classify, use: core/classify-decode@1 }
+  - { name: verdict, use: core/threshold-rules@1, config: { rules: [{ label: defect, rejectCode: 1 }] } }
+`;
+
 /** Writes a station file (YAML or JSON text) into `root`; returns its path. */
 export function writeStation(root: string, text: string, name = 'station.yaml'): string {
   const file = path.join(root, name);

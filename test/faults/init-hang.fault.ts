@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LinegateProcess, ROOT, cleanUp, sleep, tempRoot, writeHangPlugin, writeStation } from './harness.js';
+import { CASTING_STAGES_YAML, LinegateProcess, ROOT, cleanUp, sleep, tempRoot, writeHangPlugin, writeStation } from './harness.js';
 
 /**
  * Fault 8: a third-party plugin whose init never resolves (a connect that
@@ -24,12 +24,7 @@ describe('fault: a plugin init that never resolves', () => {
       `station: { id: fault-init-hang, root: ${ROOT}, cycleBudgetMs: 1000, initTimeoutMs: ${INIT_TIMEOUT_MS}, closeTimeoutMs: ${CLOSE_TIMEOUT_MS} }
 plugins: [${plugin}]
 source: { name: cam0, use: core/folder-source@1, config: { dir: fixtures/casting } }
-stages:
-  - { name: decode, use: core/image-decode@1, config: { color: GRAY } }
-  - { name: model, use: core/onnx-model@1, config: { model: models/casting-cls/1 } }
-  - { name: classify, use: core/classify-decode@1 }
-  - { name: verdict, use: core/threshold-rules@1, config: { rules: [{ label: defect, rejectCode: 1 }] } }
-sinks:
+${CASTING_STAGES_YAML}sinks:
   - { name: results, use: core/jsonl-sink@1, config: { dir: ${path.join(root, 'results')} } }
   - { name: hang, use: faults/hang@1 }
 `,

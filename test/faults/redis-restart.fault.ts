@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LinegateProcess, ROOT, RedisServer, RssSampler, cleanUp, note, logLines, pidOf, sleep, tempRoot, waitLog, waitUntil, writeStation } from './harness.js';
+import { CASTING_STAGES_YAML, LinegateProcess, ROOT, RedisServer, RssSampler, cleanUp, logLines, note, pidOf, sleep, tempRoot, waitLog, waitUntil, writeStation } from './harness.js';
 import { RSS_MAX_MIB, alarms, countJobs, expectAccounted, expectOnceEach, expectRssBounded, expectUndecidableRejected, lastJsonLine, readJsonl, readQueue, type RunLine } from './invariants.js';
 
 /**
@@ -24,12 +24,7 @@ describe('fault: Redis killed and restarted mid-run', () => {
       root,
       `station: { id: fault-redis, root: ${ROOT}, cycleBudgetMs: 1000, maxInFlight: 1, queueSize: 2 }
 source: { name: cam0, use: core/folder-source@1, config: { dir: fixtures/casting, loop: true, rateHz: 20 } }
-stages:
-  - { name: decode, use: core/image-decode@1, config: { color: GRAY } }
-  - { name: model, use: core/onnx-model@1, config: { model: models/casting-cls/1 } }
-  - { name: classify, use: core/classify-decode@1 }
-  - { name: verdict, use: core/threshold-rules@1, config: { rules: [{ label: defect, rejectCode: 1 }] } }
-sinks:
+${CASTING_STAGES_YAML}sinks:
   - { name: results, use: core/jsonl-sink@1, config: { dir: ${path.join(root, 'results')} } }
   - name: queue
     use: core/bullmq@1

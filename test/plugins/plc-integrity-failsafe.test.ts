@@ -9,7 +9,10 @@ const { bed, proxied } = integrityBed();
 
 describe('acknowledgements and the fail-safe', () => {
   it('a PLC that drops Trigger without acknowledging: ResultValid goes down at once, and its next trigger is taken at once, not after the ack time-out', async () => {
-    const plc = await bed.sim({ heartbeatMs: 50, resultTimeoutMs: 200 });
+    // Trigger stays low 500 ms between parts, as a line's cycle gives it: time for linegate to see the drop and lower
+    // ResultValid on a loaded machine (with the 100 ms default, a loaded CI run once saw K-1's answer still up when
+    // K-2 was raised), and still far under the 4 s ack time-out the test tells apart.
+    const plc = await bed.sim({ heartbeatMs: 50, resultTimeoutMs: 200, triggerLowMs: 500 });
     const { log, entries } = capturingLog();
     const run = await bed.run(bed.station(plc.endpoint, { log, plc: { ackTimeoutMs: 4000 }, station: { sinkTimeoutMs: 5000, closeTimeoutMs: 5000 } }));
     await until(() => plc.report().interlockOpen);

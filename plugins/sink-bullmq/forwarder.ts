@@ -24,6 +24,12 @@ export interface ForwarderOptions {
   readonly batch: number;
   readonly retryMinMs: number;
   readonly retryMaxMs: number;
+  /**
+   * How long to let records gather before reading a batch that would not be full. Each batch
+   * costs a read, one broker round trip and a durable cursor move whatever its size: at a part
+   * every few ms a batch per part would spend more on that than on the records.
+   */
+  readonly lingerMs?: number;
   readonly log: Logger;
 }
 
@@ -126,7 +132,14 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
       await this.#pause(Math.min(delay, LOCAL_RETRY_MAX_MS), false);
       delay = Math.min(delay * 2, this.#o.retryMaxMs);
     };
+    const linger = this.#o.lingerMs ?? 0;
+    let full = true;
     while (!signal.aborted) {
+      if (!full && linger > 0) {
+        await this.#pause(linger, false);
+        if (signal.aborted) break;
+      }
+      full = true;
       // Three steps, three kinds of failure: a spool that cannot be read or committed is not "Redis unreachable".
       let batch: SpoolBatch | undefined;
       try {
@@ -148,6 +161,7 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
         continue;
       }
       const { records, end } = batch;
+      full = records.length >= this.#o.batch;
       if (records.length > 0) {
         try {
           await this.#sender.send(records);
@@ -169,6 +183,8 @@ export class Forwarder extends EventEmitter<ForwarderEvents> {
       this.#setSpoolFault(undefined);
       delay = this.#o.retryMinMs;
       if (records.length > 0) this.emit('forwarded', records.map(recordKey));
+      // Drained now, whether or not the loop lingers before its next read.
+      if (this.#spool.empty) for (const f of this.#idle.splice(0)) f();
     }
   }
 

@@ -59,6 +59,13 @@ const Config = z
       })
       .strict()
       .prefault({}),
+    forwardLingerMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(5000)
+      .default(50)
+      .describe('records gather this long before a batch that would not be full goes to Redis: each batch costs a spool read, a round trip and a durable cursor move, whatever its size'),
     deliveredWaitMs: z.number().int().min(0).max(10_000).default(1000).describe('how long a write waits to report "delivered" rather than "spooled"'),
   })
   .strict()
@@ -116,7 +123,7 @@ export const bullmqSink = definePlugin({
       commandTimeoutMs: config.redis.commandTimeoutMs,
       log: ctx.log,
     });
-    const forwarder = new Forwarder(spool, sender, { batch: 200, retryMinMs: 250, retryMaxMs: 5000, log: ctx.log });
+    const forwarder = new Forwarder(spool, sender, { batch: 200, retryMinMs: 250, retryMaxMs: 5000, lingerMs: config.forwardLingerMs, log: ctx.log });
     ctx.log.info({ redis: redactUrl(url), prefix: config.prefix, spool: spool.dir, archive: archive?.dir ?? 'off' }, 'queue sink ready; results go through the spool to Redis');
     return queueSink(config, { spool, sender, forwarder, archive, sampler: new Sampler(config.sampling), where: redactUrl(url) }, ctx.log);
   },

@@ -129,6 +129,53 @@ describe('the queue sink at its edges', () => {
     }
   });
 
+  it('lets records gather for forwardLingerMs after a batch that was not full, and never after a full one', async () => {
+    const spool = await Spool.open(scratch('lg-spool-'), { maxBytes: 1e6, log: silentLog });
+    const batches: string[][] = [];
+    const sender: Sender = { send: async (records) => void batches.push(records.map((r) => r.id)) };
+    // Full batches of 2 go back to back: with a 60 s linger after them the drain below could not end in time.
+    const f = new Forwarder(spool, sender, { batch: 2, retryMinMs: 20, retryMaxMs: 50, lingerMs: 60_000, log: silentLog });
+    try {
+      for (const id of ['a', 'b', 'c', 'd', 'e']) await spool.append({ queue: 'results', id, data: {} });
+      f.start();
+      expect(await f.drained(15_000)).toBe(true);
+      expect(batches).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+      // After the short batch ['e'] the forwarder lingers: what arrives meanwhile goes as one batch, not one each.
+      await spool.append({ queue: 'results', id: 'f', data: {} });
+      await spool.append({ queue: 'results', id: 'g', data: {} });
+      f.wake();
+      // stop() cuts the linger short: they stay spooled for the next start.
+      await f.stop();
+      expect(batches).toHaveLength(3);
+      expect(spool.empty).toBe(false);
+    } finally {
+      await f.stop();
+      await spool.close();
+    }
+  });
+
+  it('sends a short batch at once after the spool was idle, then gathers the next', async () => {
+    const spool = await Spool.open(scratch('lg-spool-'), { maxBytes: 1e6, log: silentLog });
+    const batches: string[][] = [];
+    const sender: Sender = { send: async (records) => void batches.push(records.map((r) => r.id)) };
+    const f = new Forwarder(spool, sender, { batch: 200, retryMinMs: 20, retryMaxMs: 50, lingerMs: 1500, log: silentLog });
+    try {
+      f.start();
+      await spool.append({ queue: 'results', id: 'a', data: {} });
+      f.wake();
+      await until(() => batches.length === 1, { what: 'the first record on its own' });
+      for (const id of ['b', 'c', 'd']) {
+        await spool.append({ queue: 'results', id, data: {} });
+        f.wake();
+      }
+      await until(() => batches.length === 2, { ms: 10_000, what: 'the gathered batch' });
+      expect(batches).toEqual([['a'], ['b', 'c', 'd']]);
+    } finally {
+      await f.stop();
+      await spool.close();
+    }
+  });
+
   it('applies archive retention periodically, not only when it opens', async () => {
     const archive = await ImageArchive.open(scratch('lg-archive-'), { maxBytes: 1e9, maxAgeMs: 150, inlineMaxBytes: 0, log: silentLog, sweepEveryMs: 50 });
     try {

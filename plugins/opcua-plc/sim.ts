@@ -56,29 +56,33 @@ const newStats = (): CycleStats & { heartbeatLosses: number; skippedTicks: numbe
   restarts: { fresh: 0, retentive: 0 },
 });
 
-/** The certificate and key of this process's first sim with a temp PKI, given to the next ones. */
-let ownCertificate: { readonly cert: Buffer; readonly key: Buffer } | undefined;
-const CERT = 'own/certs/certificate.pem';
-const KEY = 'own/private/private_key.pem';
+/**
+ * The server's certificate and key, and the key of its user-token PKI (user/), of this process's
+ * first sim with a temp PKI: given to the next ones.
+ */
+let ownIdentity: ReadonlyMap<string, Buffer> | undefined;
+const IDENTITY_FILES = ['own/certs/certificate.pem', 'own/private/private_key.pem', 'user/own/private/private_key.pem'];
 
 /**
- * A sim in a fresh temp PKI would make a new server certificate at every start (seconds of RSA key
- * generation, and the bulk of a test's start). The sims of one process share the first one's: a
- * simulated PLC's throwaway identity, never a PKI someone gave with security.pkiDir.
+ * A sim in a fresh temp PKI would make new RSA keys at every start (its certificate's, and one for
+ * the certificate manager that checks X509 user tokens): a third of a second of CPU and more, and
+ * the bulk of a test's start. The sims of one process share the first one's: a simulated PLC's
+ * throwaway identity, never a PKI someone gave with security.pkiDir.
  */
-function reuseOwnCertificate(pkiDir: string): void {
-  if (ownCertificate === undefined) return;
-  for (const [rel, data] of [[CERT, ownCertificate.cert], [KEY, ownCertificate.key]] as const) {
+function reuseOwnIdentity(pkiDir: string): void {
+  if (ownIdentity === undefined) return;
+  for (const [rel, data] of ownIdentity) {
     mkdirSync(path.dirname(path.join(pkiDir, rel)), { recursive: true });
     writeFileSync(path.join(pkiDir, rel), data, { mode: 0o600 });
   }
 }
 
-function rememberOwnCertificate(pkiDir: string): void {
+function rememberOwnIdentity(pkiDir: string): void {
+  if (ownIdentity !== undefined) return;
   try {
-    ownCertificate ??= { cert: readFileSync(path.join(pkiDir, CERT)), key: readFileSync(path.join(pkiDir, KEY)) };
+    ownIdentity = new Map(IDENTITY_FILES.map((rel) => [rel, readFileSync(path.join(pkiDir, rel))]));
   } catch {
-    // Not where node-opcua kept it before: every sim makes its own, as without this.
+    // Not where node-opcua kept them before: every sim makes its own, as without this.
   }
 }
 
@@ -150,11 +154,11 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     const options = parseSimOptions(input);
     const ownPki = options.security.pkiDir === undefined;
     const pkiDir = options.security.pkiDir === undefined ? mkdtempSync(path.join(os.tmpdir(), 'linegate-plc-sim-pki-')) : path.resolve(options.security.pkiDir);
-    if (ownPki) reuseOwnCertificate(pkiDir);
+    if (ownPki) reuseOwnIdentity(pkiDir);
     const plc = new SimulatedPlc(options, pkiDir, ownPki);
     try {
       await plc.#up(undefined);
-      if (ownPki) rememberOwnCertificate(pkiDir);
+      if (ownPki) rememberOwnIdentity(pkiDir);
     } catch (e) {
       if (ownPki) rmSync(pkiDir, { recursive: true, force: true });
       throw e;

@@ -449,6 +449,17 @@ describe('SimulatedPlc', () => {
     }
   });
 
+  it('gives a sim in a temp PKI the keys of the first one this process made: no RSA key made per start', async () => {
+    const a = await SimulatedPlc.start({ port: 0, triggerRateHz: 0, addressSpace: 'minimal' });
+    sims.push(a);
+    const b = await SimulatedPlc.start({ port: 0, triggerRateHz: 0, addressSpace: 'minimal' });
+    sims.push(b);
+    expect(a.pkiDir).not.toBe(b.pkiDir);
+    for (const rel of ['own/certs/certificate.pem', 'own/private/private_key.pem', 'user/own/private/private_key.pem']) {
+      expect(readFileSync(path.join(b.pkiDir, rel)).equals(readFileSync(path.join(a.pkiDir, rel))), rel).toBe(true);
+    }
+  });
+
   it('stop() is idempotent, removes the temp PKI it made, and trigger() after it rejects with a coded error', async () => {
     const plc = await SimulatedPlc.start({ port: 0, triggerRateHz: 0 });
     sims.push(plc);

@@ -47,4 +47,12 @@ export const logLevel = (v: string): string => {
   return v;
 };
 
+/** One of a fixed set of words. */
+export const oneOf =
+  <T extends string>(choices: readonly T[]) =>
+  (v: string): T => {
+    if (!(choices as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${choices.join(', ')}`);
+    return v as T;
+  };
+
 export const collect = (v: string, acc: string[]): string[] => [...acc, v];

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { nonNegative, portArg, positive, positiveInt } from './args.js';
+import { nonNegative, oneOf, portArg, positive, positiveInt } from './args.js';
+
+const addressSpaceArg = oneOf(['standard', 'minimal'] as const);
 import type { CommandContext } from './context.js';
 import type { PlcSimOptions } from './plc-sim.js';
 
@@ -23,6 +25,7 @@ export function addPlcSimCommand(add: (name: string) => Command, ctx: CommandCon
     .option('--ack-delay-ms <ms>', 'ResultValid seen -> verdict latched and ResultAck raised (default 0)', nonNegative)
     .option('--trigger-low-ms <ms>', 'the least time Trigger stays low between two cycles (default 100)', nonNegative)
     .option('--trigger-jitter-ms <ms>', 'up to this much more low time, at random, so that back-to-back cycles do not lock onto the publishing timer (default 0)', nonNegative)
+    .option('--address-space <kind>', "standard: the whole OPC UA standard nodeset, as a PLC's server has it; minimal: node-opcua's small base nodeset, a second or more of CPU less per start (default standard)", addressSpaceArg)
     .option('--result-timeout-ms <ms>', 'bound on each wait of a cycle: the interlock, ResultValid, its drop (default 2000)', positive)
     .action(async (opts: PlcSimOptions, cmd: Command) => exit(await (await import('./plc-sim.js')).plcSimCommand(opts, cmd.getOptionValueSource('rate') === 'cli', ctx)));
 }

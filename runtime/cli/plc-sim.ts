@@ -22,6 +22,7 @@ export interface PlcSimOptions extends LogOptions {
   readonly triggerLowMs?: number;
   readonly triggerJitterMs?: number;
   readonly resultTimeoutMs?: number;
+  readonly addressSpace?: 'standard' | 'minimal';
 }
 
 /** The longest a Node timer can wait: --cycles waits for the vision side as long as the run may last. */
@@ -53,6 +54,7 @@ async function simOptions(opts: PlcSimOptions): Promise<SimOptionsInput> {
     host: opts.host,
     triggerRateHz: opts.cycles === undefined ? opts.rate : 0,
     interlock: opts.interlock,
+    ...(opts.addressSpace === undefined ? {} : { addressSpace: opts.addressSpace }),
     ...timing,
     security: {
       ...(users === undefined ? {} : { users: users as { username: string; password: string }[] }),

@@ -80,7 +80,7 @@ export const PLC_SIM_PKI = path.join(os.tmpdir(), 'linegate-faults-plc-sim-pki')
 
 /** `linegate plc-sim` as its own process, JSON log at debug (one line per cycle); resolves once it listens. */
 export async function plcSim(args: readonly string[]): Promise<{ sim: LinegateProcess; port: number; startedAt: number }> {
-  const sim = new LinegateProcess(['plc-sim', '--no-pretty', '--log-level', 'debug', '--pki', PLC_SIM_PKI, ...args]);
+  const sim = new LinegateProcess(['plc-sim', '--no-pretty', '--log-level', 'debug', '--pki', PLC_SIM_PKI, '--address-space', 'minimal', ...args]);
   const m = await waitLog(sim, /simulated PLC listening on opc\.tcp:\/\/127\.0\.0\.1:(\d+)\//, 60_000);
   return { sim, port: Number(m[1]), startedAt: Date.now() };
 }

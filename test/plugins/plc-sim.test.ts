@@ -689,7 +689,7 @@ describe('linegate plc-sim', () => {
   it('runs --cycles back to back against a vision client, then exits 0 with the report and its new counters', async () => {
     let found: (e: string) => void = () => undefined;
     const endpoint = new Promise<string>((resolve) => (found = resolve));
-    const run = linegate(['plc-sim', '--port', '0', '--cycles', '3', '--min-sampling-ms', '5', '--ack-delay-ms', '5', '--trigger-low-ms', '20', '--result-timeout-ms', '3000', '--pki', serverPki, '--no-pretty'], {}, (text) => {
+    const run = linegate(['plc-sim', '--port', '0', '--cycles', '3', '--min-sampling-ms', '5', '--ack-delay-ms', '5', '--trigger-low-ms', '20', '--result-timeout-ms', '3000', '--pki', serverPki, '--address-space', 'minimal', '--no-pretty'], {}, (text) => {
       const m = /listening on (opc\.tcp:\/\/[^\s"]+)/.exec(text);
       if (m !== null) found(m[1]!);
     });
@@ -717,7 +717,7 @@ describe('linegate plc-sim', () => {
     const users = path.join(scratch('lg-plc-sim-users-'), 'users.json');
     writeFileSync(users, JSON.stringify([{ username: 'line2', password: 'correct horse' }]));
     // A process: the point is the signal. --no-interlock: nobody connects, and the PLC must raise Trigger all the same for a cycle to be running.
-    const p = new LinegateProcess(['plc-sim', '--port', '0', '--rate', '5', '--no-interlock', '--users', users, '--pki', serverPki, '--no-pretty'], { timeoutMs: 18_000 });
+    const p = new LinegateProcess(['plc-sim', '--port', '0', '--rate', '5', '--no-interlock', '--users', users, '--pki', serverPki, '--address-space', 'minimal', '--no-pretty'], { timeoutMs: 18_000 });
     await p.waitFor(/listening on opc\.tcp/, 15_000);
     await new Promise((r) => setTimeout(r, 500));
     p.signal('SIGTERM');

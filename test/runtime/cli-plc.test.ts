@@ -19,8 +19,8 @@ interface RunLine {
 }
 
 async function plcSim(args: readonly string[]): Promise<{ sim: LinegateProcess; port: number }> {
-  // --pki: one server certificate for the run's simulated PLCs, not one made at each start.
-  const sim = new LinegateProcess(['plc-sim', '--no-pretty', '--log-level', 'debug', '--pki', runFolder('plc-sim-pki'), ...args]);
+  // --pki: one server certificate for the run's simulated PLCs, not one made at each start; the small nodeset: these tests touch only the tags.
+  const sim = new LinegateProcess(['plc-sim', '--no-pretty', '--log-level', 'debug', '--pki', runFolder('plc-sim-pki'), '--address-space', 'minimal', ...args]);
   const m = await sim.waitFor(/simulated PLC listening on opc\.tcp:\/\/127\.0\.0\.1:(\d+)\//);
   return { sim, port: Number(m[1]) };
 }

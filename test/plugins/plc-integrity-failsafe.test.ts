@@ -56,7 +56,9 @@ describe('acknowledgements and the fail-safe', () => {
     for (let i = 1; i <= 3; i++) records.push(await plc.trigger(`D-${i}`));
     await run.stop();
     expectSound(plc, records);
-    for (const r of records) expect([`${r.verdict}/${r.rejectCode}`]).toSatisfy(([v]: string[]) => v === '2/1' || v === '3/909');
+    // Its own verdict (a reject; or 902, the 100 ms budget spent, when a loaded machine inspects slowly: a verdict that
+    // meets the same race for the write) or "not decidable" (909) from the deadline: one of them, never both (expectSound).
+    for (const r of records) expect([`${r.verdict}/${r.rejectCode}`]).toSatisfy(([v]: string[]) => v === '2/1' || v === '3/902' || v === '3/909');
   }, 60_000);
 
   it('answers "not decidable" (909) at the deadline when a hung stage keeps the next part from being inspected', async () => {

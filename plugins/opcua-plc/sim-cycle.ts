@@ -68,6 +68,7 @@ export interface CycleRequest {
   readonly counter: number | undefined;
   readonly ack: boolean;
   readonly ackDelayMs: number;
+  readonly resultTimeoutMs: number;
 }
 
 const INTERRUPTED: unique symbol = Symbol('interrupted by a retentive restart');
@@ -91,7 +92,7 @@ export class PlcCycle {
   }
 
   async run(): Promise<TriggerRecord> {
-    let interlockMs = this.#o.resultTimeoutMs;
+    let interlockMs = this.#req.resultTimeoutMs;
     for (;;) {
       const run = await this.#host.server();
       // Latched before the restart: the verdict is the PLC's; the start-up reset ended the handshake.
@@ -141,7 +142,7 @@ export class PlcCycle {
     host.raise(raising);
     run.set('trigger', true);
     const t0 = performance.now();
-    const deadline = t0 + o.resultTimeoutMs;
+    const deadline = t0 + this.#req.resultTimeoutMs;
 
     let latencyMs: number;
     for (;;) {
@@ -163,7 +164,7 @@ export class PlcCycle {
 
     this.#latched = this.#latch(run, raising, latencyMs);
     if (this.#req.ack) run.set('resultAck', true);
-    const dropped = await run.waitFor('resultValid', (x) => x !== true, o.resultTimeoutMs);
+    const dropped = await run.waitFor('resultValid', (x) => x !== true, this.#req.resultTimeoutMs);
     if (dropped === 'aborted') return this.#interrupted(signal);
     this.#lower(run, this.#req.ack);
     if (dropped === 'timeout') host.stats.validStuck++;

@@ -81,6 +81,7 @@ export const TriggerOptions = z
     counter: z.number().int().min(0).optional().describe('replaces the next TriggerCounter'),
     ack: z.boolean().default(true).describe('false: latch the verdict, never raise ResultAck'),
     ackDelayMs: z.number().int().min(0).max(60_000).optional().describe("this cycle's ackDelayMs"),
+    resultTimeoutMs: z.number().int().positive().max(600_000).optional().describe("this cycle's resultTimeoutMs: how long this PLC waits for the interlock, the answer and its drop"),
   })
   .strict();
 export type TriggerOptionsInput = z.input<typeof TriggerOptions>;

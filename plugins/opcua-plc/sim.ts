@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { OPCUAServer, UAVariable } from 'node-opcua';
 import { sleep, withTimeout } from '../../runtime/execute/bounded.js';
 import { LinegateError, messageOf } from '../../runtime/errors.js';
-import { PlcCycle, RETAINED, type CycleHost, type CycleStats, type RunPort, type TagValue } from './sim-cycle.js';
+import { PlcCycle, RETAINED, type CycleHost, type CycleRequest, type CycleStats, type RunPort, type TagValue } from './sim-cycle.js';
 import { RestartOptions, TriggerOptions, WRAP, parseOrThrow, parseSimOptions, percentile, type RestartMode, type RestartOptionsInput, type SimEvents, type SimOptionsInput, type SimReport, type SimSettings, type TriggerOptionsInput, type TriggerRecord } from './sim-options.js';
 import { createServer, createTags, runPort } from './sim-server.js';
 import { VisionWatch } from './sim-vision.js';
@@ -211,7 +211,7 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
    * 'not-ready'). Resolves when the cycle ends (acked, echo mismatch, timeout, not ready).
    * `counter` replaces the next TriggerCounter, to play a faulty PLC: the last counter again is a repeated trigger
    * (a PLC retrying after a reconnect), a jump is triggers the vision side never saw. Later cycles count on from it.
-   * `ack: false` latches the verdict but never raises ResultAck; `ackDelayMs` replaces the option for this cycle.
+   * `ack: false` latches the verdict but never raises ResultAck; `ackDelayMs` and `resultTimeoutMs` replace the options for this cycle.
    */
   trigger(partId?: string, options: TriggerOptionsInput = {}): Promise<TriggerRecord> {
     if (this.#stopped !== undefined) return Promise.reject(stoppedError('trigger() after stop()'));
@@ -224,7 +224,7 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
       if (partId !== undefined && o.types.partId !== 'String' && !/^\d+$/.test(partId)) {
         throw new LinegateError('LG_ERR_PLC_SIM_CONFIG', ['trigger.partId', `PartId is a ${o.types.partId} tag: "${partId}" is not a whole number`], { path: 'trigger.partId' });
       }
-      return this.#enqueue(partId, t.counter, t.ack, t.ackDelayMs ?? o.ackDelayMs);
+      return this.#enqueue({ partId, counter: t.counter, ack: t.ack, ackDelayMs: t.ackDelayMs ?? o.ackDelayMs, resultTimeoutMs: t.resultTimeoutMs ?? o.resultTimeoutMs });
     } catch (e) {
       return Promise.reject(e as Error);
     }
@@ -381,7 +381,7 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
           // The PLC program's interlock: no Trigger for a vision side that is not ready; the part is rejected.
           else if (!this.#vision.interlockOpen()) this.#stats.notReadyTicks++;
           // A timer cycle that ends with the server going down is no one's error.
-          else this.#enqueue(undefined, undefined, true, o.ackDelayMs).catch(() => undefined);
+          else this.#enqueue({ partId: undefined, counter: undefined, ack: true, ackDelayMs: o.ackDelayMs, resultTimeoutMs: o.resultTimeoutMs }).catch(() => undefined);
         }, 1000 / o.triggerRateHz),
       );
     }
@@ -400,10 +400,10 @@ export class SimulatedPlc extends EventEmitter<SimEvents> {
     run.timers.push(setInterval(() => this.#vision.watchdog(), Math.max(10, Math.min(100, o.visionWatchdogMs / 4))));
   }
 
-  #enqueue(partId: string | undefined, counter: number | undefined, ack: boolean, ackDelayMs: number): Promise<TriggerRecord> {
+  #enqueue(req: CycleRequest): Promise<TriggerRecord> {
     this.#queued++;
     const cycle = this.#cycles
-      .then(() => new PlcCycle(this.#host, { partId, counter, ack, ackDelayMs }).run())
+      .then(() => new PlcCycle(this.#host, req).run())
       .then((r) => this.#record(r))
       .finally(() => this.#queued--);
     this.#cycles = cycle.catch(() => undefined);

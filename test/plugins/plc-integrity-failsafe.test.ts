@@ -12,11 +12,13 @@ describe('acknowledgements and the fail-safe', () => {
     // Trigger stays low 500 ms between parts, as a line's cycle gives it: time for linegate to see the drop and lower
     // ResultValid on a loaded machine (with the 100 ms default, a loaded CI run once saw K-1's answer still up when
     // K-2 was raised), and still far under the 4 s ack time-out the test tells apart.
-    const plc = await bed.sim({ heartbeatMs: 50, resultTimeoutMs: 200, triggerLowMs: 500 });
+    const plc = await bed.sim({ heartbeatMs: 50, triggerLowMs: 500 });
     const { log, entries } = capturingLog();
     const run = await bed.run(bed.station(plc.endpoint, { log, plc: { ackTimeoutMs: 4000 }, station: { sinkTimeoutMs: 5000, closeTimeoutMs: 5000 } }));
     await until(() => plc.report().interlockOpen);
-    const a = await plc.trigger('K-1', { ack: false });
+    // This PLC gives K-1 200 ms to drop its answer unacknowledged, then drops Trigger; K-2 has the usual 3 s (a loaded
+    // machine once took longer than 200 ms to answer it).
+    const a = await plc.trigger('K-1', { ack: false, resultTimeoutMs: 200 });
     const b = await plc.trigger('K-2');
     await run.stop();
     expect(a).toMatchObject({ acked: false, answers: 1, echo: { partId: 'K-1', counter: 1 } });

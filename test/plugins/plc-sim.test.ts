@@ -324,6 +324,15 @@ describe('SimulatedPlc', () => {
     expect(plc.report()).toMatchObject({ triggers: 1, timeouts: 1, verdicts: { 0: 0, 1: 0, 2: 0, 3: 0 } });
   });
 
+  it('takes resultTimeoutMs per cycle, over the option', async () => {
+    const plc = await sim({ resultTimeoutMs: 8000, interlock: false });
+    const r = await plc.trigger(undefined, { resultTimeoutMs: 300 });
+    expect(r).toMatchObject({ outcome: 'timeout', counter: 1 });
+    expect(r.latencyMs).toBeGreaterThanOrEqual(290);
+    expect(r.latencyMs).toBeLessThan(8000);
+    await expect(plc.trigger(undefined, { resultTimeoutMs: 0 })).rejects.toMatchObject({ code: 'LG_ERR_PLC_SIM_CONFIG' });
+  });
+
   it('restarts fresh on the same endpoint with every value reset, ends the cycle in progress, and a reconnecting client carries on', async () => {
     const plc = await sim();
     const endpoint = plc.endpoint;

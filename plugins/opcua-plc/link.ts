@@ -8,6 +8,9 @@ import { coerce, readTypes, resolveNamespaces, type DataType } from './nodes.js'
 import { loadOpcua } from './opcua.js';
 import { READ_TAGS, type TagMap, type TagName } from './tags.js';
 
+/** How often the PLC's server sends a keep-alive on an idle subscription. */
+const KEEPALIVE_MS = 1000;
+
 type Ua = Awaited<ReturnType<typeof loadOpcua>>;
 
 export interface LinkSecurity {
@@ -154,10 +157,14 @@ export class PlcLink extends EventEmitter<LinkEvents> {
   async watch(options: WatchOptions): Promise<Granted> {
     this.#watching = options;
     const { AttributeIds, TimestampsToReturn } = this.#ua;
+    // A keep-alive about once a second, whatever the interval: at 10 ms, a count of 10 had the PLC's server send ten
+    // empty publish responses a second for nothing (the link learns of an outage from the PLC's heartbeat and the
+    // session, not from these). The lifetime stays at least three keep-alives, as OPC UA requires.
+    const keepAlive = Math.max(1, Math.round(KEEPALIVE_MS / options.publishingIntervalMs));
     const sub = await this.#session.createSubscription2({
       requestedPublishingInterval: options.publishingIntervalMs,
-      requestedLifetimeCount: 1000,
-      requestedMaxKeepAliveCount: 10,
+      requestedLifetimeCount: Math.max(1000, 3 * keepAlive),
+      requestedMaxKeepAliveCount: keepAlive,
       publishingEnabled: true,
       priority: 10,
     });

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { nonNegative, oneOf, portArg, positive, positiveInt } from './args.js';
-
-const addressSpaceArg = oneOf(['standard', 'minimal'] as const);
 import type { CommandContext } from './context.js';
 import type { PlcSimOptions } from './plc-sim.js';
+
+const addressSpaceArg = oneOf(['standard', 'minimal'] as const);
 
 /** `plc-sim`: its many options here; node-opcua loads only when it runs. */
 export function addPlcSimCommand(add: (name: string) => Command, ctx: CommandContext, exit: (code: number) => void): void {

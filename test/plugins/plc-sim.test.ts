@@ -716,6 +716,12 @@ describe('linegate plc-sim', () => {
     ]);
   }, 20_000);
 
+  it('refuses an --address-space it does not know (exit 2, naming the choices)', async () => {
+    const r = await linegate(['plc-sim', '--address-space', 'tiny', '--port', '0']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/LG_ERR_CLI_USAGE.*--address-space.*standard, minimal/);
+  });
+
   it('refuses --cycles with --rate (exit 2)', async () => {
     const r = await linegate(['plc-sim', '--cycles', '3', '--rate', '5', '--port', '0']);
     expect(r.code).toBe(2);

@@ -11,14 +11,14 @@ describe('acknowledgements and the fail-safe', () => {
   it('a PLC that drops Trigger without acknowledging: ResultValid goes down at once, and its next trigger is taken at once, not after the ack time-out', async () => {
     // Trigger stays low 500 ms between parts, as a line's cycle gives it: time for linegate to see the drop and lower
     // ResultValid on a loaded machine (with the 100 ms default, a loaded CI run once saw K-1's answer still up when
-    // K-2 was raised), and still far under the 4 s ack time-out the test tells apart.
+    // K-2 was raised), and still far under the 8 s ack time-out the test tells apart.
     const plc = await bed.sim({ heartbeatMs: 50, triggerLowMs: 500 });
     const { log, entries } = capturingLog();
-    const run = await bed.run(bed.station(plc.endpoint, { log, plc: { ackTimeoutMs: 4000 }, station: { sinkTimeoutMs: 5000, closeTimeoutMs: 5000 } }));
+    const run = await bed.run(bed.station(plc.endpoint, { log, plc: { ackTimeoutMs: 8000 }, station: { sinkTimeoutMs: 10_000, closeTimeoutMs: 10_000 } }));
     await until(() => plc.report().interlockOpen);
-    // This PLC gives K-1 200 ms to drop its answer unacknowledged, then drops Trigger; K-2 has the usual 3 s (a loaded
-    // machine once took longer than 200 ms to answer it).
-    const a = await plc.trigger('K-1', { ack: false, resultTimeoutMs: 200 });
+    // This PLC waits at most 1 s for K-1's answer and then for its drop, unacknowledged, before it drops Trigger itself
+    // (200 ms, as before, was less than a loaded machine sometimes took to answer); K-2 has the usual 3 s.
+    const a = await plc.trigger('K-1', { ack: false, resultTimeoutMs: 1000 });
     const b = await plc.trigger('K-2');
     await run.stop();
     expect(a).toMatchObject({ acked: false, answers: 1, echo: { partId: 'K-1', counter: 1 } });
@@ -26,7 +26,7 @@ describe('acknowledgements and the fail-safe', () => {
     const [ra, rb] = run.results;
     expect(ra?.delivery.plc).toMatchObject({ status: 'failed', error: expect.stringContaining('LG_ERR_PLC_NO_ACK') });
     expect(rb?.delivery.plc?.status).toBe('delivered');
-    // K-2 was taken when the PLC raised it, not when K-1's ack time-out (4 s) ran out
+    // K-2 was taken when the PLC raised it, not when K-1's ack time-out (8 s, about 6.5 s after K-2 rose) ran out
     expect(new Date(rb!.trigger!.raisedAt).getTime() - new Date(b.at).getTime()).toBeLessThan(2000);
     expect(entries().some((e) => e.msg?.startsWith('the PLC dropped Trigger without acknowledging'))).toBe(true);
   }, 30_000);

@@ -48,11 +48,14 @@ ${CASTING_STAGES_YAML}sinks:
     await redis.up();
     const back = run.stderr.length;
     await waitLog(run, /queue broker reachable/, 20_000, back);
+    const reachableAt = Date.now();
 
-    // Without a restart of linegate, the spool drains: every result decided since the kill reaches the new Redis.
+    // Without a restart of linegate, the spool drains: every result decided from the kill until Redis was back reaches
+    // the new Redis. (Not "every result in the JSONL at this moment": parts go on at 20 Hz, and the newest is in the
+    // JSONL up to forwardLingerMs before it is in Redis. The end of the run checks every result, once.)
     await waitUntil(
       async () => {
-        const since = readJsonl(path.join(root, 'results')).results.filter((r) => Date.parse(r.time.decidedAt) >= killedAt);
+        const since = readJsonl(path.join(root, 'results')).results.filter((r) => Date.parse(r.time.decidedAt) >= killedAt && Date.parse(r.time.decidedAt) <= reachableAt);
         const ids = new Set((await readQueue(redis.url, prefix)).jobs.map((j) => j.id));
         return since.length > 0 && since.every((r) => ids.has(r.resultId));
       },

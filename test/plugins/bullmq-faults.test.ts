@@ -154,22 +154,25 @@ describe('the queue sink at its edges', () => {
     }
   });
 
-  it('sends a short batch at once after the spool was idle, then gathers the next', async () => {
+  it('sends a short batch at once after the spool was idle, then holds what comes next for the linger', async () => {
     const spool = await Spool.open(scratch('lg-spool-'), { maxBytes: 1e6, log: silentLog });
     const batches: string[][] = [];
     const sender: Sender = { send: async (records) => void batches.push(records.map((r) => r.id)) };
-    const f = new Forwarder(spool, sender, { batch: 200, retryMinMs: 20, retryMaxMs: 50, lingerMs: 1500, log: silentLog });
+    // A 60 s linger: ['a'] arriving before it ran out proves an idle spool's first record does not wait for it.
+    const f = new Forwarder(spool, sender, { batch: 200, retryMinMs: 20, retryMaxMs: 50, lingerMs: 60_000, log: silentLog });
     try {
       f.start();
       await spool.append({ queue: 'results', id: 'a', data: {} });
       f.wake();
-      await until(() => batches.length === 1, { what: 'the first record on its own' });
+      await until(() => batches.length === 1, { ms: 15_000, what: 'the first record on its own' });
+      // One at a time, as parts come: without the linger each would go at once, on its own (b before c is even written).
       for (const id of ['b', 'c', 'd']) {
         await spool.append({ queue: 'results', id, data: {} });
         f.wake();
       }
-      await until(() => batches.length === 2, { ms: 10_000, what: 'the gathered batch' });
-      expect(batches).toEqual([['a'], ['b', 'c', 'd']]);
+      await f.stop();
+      expect(batches).toEqual([['a']]);
+      expect(spool.empty).toBe(false); // still spooled, for the next start
     } finally {
       await f.stop();
       await spool.close();

@@ -9,7 +9,8 @@ import { node, onnxFile } from '../helpers/onnx-build.js';
 import { scratch } from '../helpers/scratch.js';
 import { textureClassifier } from '../helpers/texture-model.js';
 
-const NEU = '/work/shared/models/neu-yolov8n-int8/model.onnx';
+/** The third-party detector beside the repository (../shared), as every data-set test finds it; absent, its tests skip and say so. */
+const NEU = path.resolve(import.meta.dirname, '../../../shared/models/neu-yolov8n-int8/model.onnx');
 const TODAY = '2026-01-02';
 
 const tmpDirs: string[] = [];
@@ -119,7 +120,7 @@ describe('models inspect drafts: every preprocessing field explicit, every choic
   });
 
   // The only real letterbox model lives in ../shared.
-  it.skipIf(!existsSync(NEU))('states the anchor of a letterboxed draft and why', async () => {
+  it.skipIf(!existsSync(NEU))('states the anchor of a letterboxed draft and why (needs ../shared/models/neu-yolov8n-int8)', async () => {
     const d = draftManifest(await inspectModel(NEU), { today: TODAY });
     expect(d.manifest.input.resize).toEqual({ mode: 'letterbox', pad: 114, anchor: 'center' });
     expect(d.manifest.input.kernel).toBe('linear');

@@ -45,6 +45,10 @@ export interface Granted {
   readonly publishingIntervalMs: number;
   /** The slowest of the watched tags. */
   readonly samplingIntervalMs: number;
+  /** Publishing intervals without a change before the server sends an empty keep-alive (about 1 s's worth asked). */
+  readonly keepAliveCount: number;
+  /** Publishing intervals without a publish request before the server drops the subscription. */
+  readonly lifetimeCount: number;
 }
 
 /**
@@ -177,7 +181,12 @@ export class PlcLink extends EventEmitter<LinkEvents> {
       TimestampsToReturn.Neither,
     );
     group.on('changed', (item, dv: DataValue, index: number) => this.#collect(tags[index]!, dv.value.value as unknown));
-    this.#granted = { publishingIntervalMs: sub.publishingInterval, samplingIntervalMs: Math.max(0, ...group.monitoredItems.map((m) => m.monitoringParameters.samplingInterval)) };
+    this.#granted = {
+      publishingIntervalMs: sub.publishingInterval,
+      samplingIntervalMs: Math.max(0, ...group.monitoredItems.map((m) => m.monitoringParameters.samplingInterval)),
+      keepAliveCount: sub.maxKeepAliveCount,
+      lifetimeCount: sub.lifetimeCount,
+    };
     this.#sayGranted();
     return this.#granted;
   }

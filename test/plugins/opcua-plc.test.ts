@@ -181,6 +181,21 @@ describe('core/opcua-plc@1 with the simulated PLC', () => {
     }
   });
 
+  it('asks for a keep-alive about once a second, not every ten publishing intervals (an idle PLC server would otherwise send ten empty publish responses a second)', async () => {
+    const plc = await sim();
+    const ctx = contextFor(new AbortController().signal);
+    const sink = await opcuaPlc.init(opcuaPlc.manifest.config.parse({ endpoint: plc.endpoint, mode: 'free-run' }), ctx);
+    try {
+      // What the PLC's server granted, read back from the subscription: 10 ms publishing, 100 intervals, 300 or more to live.
+      const granted = (sink.health?.().data as { granted: { publishingIntervalMs: number; keepAliveCount: number; lifetimeCount: number } }).granted;
+      expect(granted.publishingIntervalMs).toBe(10);
+      expect(granted.keepAliveCount * granted.publishingIntervalMs).toBe(1000);
+      expect(granted.lifetimeCount).toBeGreaterThanOrEqual(3 * granted.keepAliveCount);
+    } finally {
+      await sink.close?.();
+    }
+  });
+
   it('streams counted results in free-run mode, with no trigger', async () => {
     const plc = await sim();
     const ctx = contextFor(new AbortController().signal);

@@ -1,13 +1,10 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileStationFile } from '../../runtime/compile/compile.js';
-import type { InspectionResult } from '../../runtime/result.js';
-import { builtinRegistry } from '../../runtime/registry/builtins.js';
-import { Station } from '../../runtime/station.js';
 import { linegate } from '../helpers/cli.js';
-import { ROOT, silentLog } from '../helpers/station.js';
+import { judgingCopy, runToEnd } from '../helpers/shipped-station.js';
+import { ROOT } from '../helpers/station.js';
 import { scratch } from '../helpers/scratch.js';
 
 const DATA = path.resolve(ROOT, '../shared/datasets/casting/train');
@@ -36,22 +33,7 @@ function testSplit(): string {
  */
 describe.skipIf(!existsSync(DATA))('stations/casting.yaml on held-out casting images (needs ../shared)', () => {
   it('reaches >= 98% accuracy, and no more escapes than measured at export, at the model default threshold', async () => {
-    const dir = testSplit();
-    const file = path.join(dir, 'station.yaml');
-    writeFileSync(
-      file,
-      readFileSync(path.join(ROOT, 'stations/casting.yaml'), 'utf8')
-        .replace('station:\n', `station:\n  root: ${ROOT}\n`)
-        // accuracy, not speed, is under test here: a loaded CI machine must not turn parts into time-outs
-        .replace(/cycleBudgetMs: \d+/, 'cycleBudgetMs: 60000')
-        .replace('dir: fixtures/casting', `dir: ${dir}`)
-        .replace(/sinks:[\s\S]*$/, 'history: false\n'),
-    );
-    const station = new Station(await compileStationFile(file, builtinRegistry()), silentLog);
-    const results: InspectionResult[] = [];
-    station.on('result', (r) => results.push(r));
-    const summary = await station.run();
-    await station.close();
+    const { results, summary } = await runToEnd(judgingCopy('casting.yaml', { images: testSplit() }));
     expect(summary.error).toBe(0);
     const defective = results.filter((r) => r.source.label === 'def_front');
     const good = results.filter((r) => r.source.label === 'ok_front');

@@ -1,11 +1,8 @@
-import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileStationFile } from '../../runtime/compile/compile.js';
-import type { InspectionResult } from '../../runtime/result.js';
-import { builtinRegistry } from '../../runtime/registry/builtins.js';
-import { Station } from '../../runtime/station.js';
-import { ROOT, silentLog } from '../helpers/station.js';
+import { judgingCopy, runToEnd } from '../helpers/shipped-station.js';
+import { ROOT } from '../helpers/station.js';
 import { iou, readVoc } from '../helpers/voc.js';
 import { scratch } from '../helpers/scratch.js';
 
@@ -32,14 +29,7 @@ describe.skipIf(!existsSync(MODEL) || !existsSync(NEU))('the NEU YOLOv8n detecto
     const dir = scratch('lg-neu-');
     mkdirSync(path.join(dir, 'imgs'));
     for (const f of [...byClass.values()].flat()) symlinkSync(path.join(NEU, 'IMAGES', f), path.join(dir, 'imgs', f));
-    const station = path.join(dir, 'station.yaml');
-    const text = (await import('node:fs')).readFileSync(path.join(ROOT, 'stations/neu-steel.yaml'), 'utf8');
-    writeFileSync(station, text.replace('dir: fixtures/neu-det', `dir: ${path.join(dir, 'imgs')}`).replace(/sinks:[\s\S]*$/, 'history: false\n').replace('station:\n', `station:\n  root: ${ROOT}\n`).replace(/cycleBudgetMs: \d+/, 'cycleBudgetMs: 60000'));
-    const s = new Station(await compileStationFile(station, builtinRegistry()), silentLog);
-    const results: InspectionResult[] = [];
-    s.on('result', (r) => results.push(r));
-    const summary = await s.run();
-    await s.close();
+    const { results, summary } = await runToEnd(judgingCopy('neu-steel.yaml', { images: path.join(dir, 'imgs') }));
     expect(summary.error).toBe(0);
     expect(results).toHaveLength(6 * PER_CLASS);
 

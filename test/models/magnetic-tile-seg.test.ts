@@ -1,15 +1,10 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileStationFile } from '../../runtime/compile/compile.js';
-import type { InspectionResult } from '../../runtime/result.js';
-import { builtinRegistry } from '../../runtime/registry/builtins.js';
-import { Station } from '../../runtime/station.js';
-import { scratch } from '../helpers/scratch.js';
-import { ROOT, silentLog } from '../helpers/station.js';
+import { judgingCopy, runToEnd } from '../helpers/shipped-station.js';
+import { ROOT } from '../helpers/station.js';
 
 const PKG = path.join(ROOT, 'models/magnetic-tile-seg/1');
-const STATION = path.join(ROOT, 'stations/magnetic-tile-seg.yaml');
 const GOOD = 'MT_Free';
 
 interface Rates {
@@ -27,28 +22,10 @@ interface CardMetrics {
 }
 const card = (): CardMetrics => JSON.parse(readFileSync(path.join(PKG, 'metrics.json'), 'utf8')) as CardMetrics;
 
-/** The shipped station with its sinks and history left out (a test writes nothing into the repository's var/) and its root pinned to the repository. */
-function stationWithoutSinks(): string {
-  const file = path.join(scratch('lg-mtseg-'), 'station.yaml');
-  writeFileSync(
-    file,
-    readFileSync(STATION, 'utf8')
-      .replace('station:\n', `station:\n  root: ${ROOT}\n`)
-      // verdicts, not speed, are under test: a loaded CI machine must not turn parts into time-outs
-      .replace(/cycleBudgetMs: \d+/, 'cycleBudgetMs: 60000')
-      .replace(/sinks:[\s\S]*$/, 'history: false\n'),
-  );
-  return file;
-}
-
 describe('stations/magnetic-tile-seg.yaml on its fixtures (held-out tiles)', () => {
   it('passes every MT_Free tile and rejects every defective one except the misses its card lists, with regions measured in mm²', async () => {
     const misses = new Set([...card().testMisses.escapes, ...card().testMisses.overkill].map((m) => m.file));
-    const station = new Station(await compileStationFile(stationWithoutSinks(), builtinRegistry()), silentLog);
-    const results: InspectionResult[] = [];
-    station.on('result', (r) => results.push(r));
-    await station.run();
-    await station.close();
+    const { results } = await runToEnd(judgingCopy('magnetic-tile-seg.yaml'));
     expect(results).toHaveLength(13);
     for (const r of results) {
       const right = r.source.label === GOOD ? 'pass' : 'fail';

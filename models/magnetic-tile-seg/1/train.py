@@ -76,6 +76,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=SEED, help="weights' start and batch sampling (the split does not depend on it)")
     p.add_argument("--image-weight", type=float, default=0.0, help="weight of the image-level (top-k logits) term in the loss")
+    p.add_argument("--spec", default=str(HERE / "input.json"), help="the input spec the --prep PNGs were made with (model.json's input)")
+    p.add_argument("--init", default=None, help="start from these weights (a state_dict, e.g. a member trained at another input size) instead of from scratch")
     p.add_argument("--checkpoint", default=None, help="file to keep the chosen weights in (state_dict); default: not kept")
     p.add_argument("--reuse", action="store_true", help="skip training and load --checkpoint (to redo thresholds, export and metrics)")
     p.add_argument("--members", nargs="*", default=[], help="with --reuse: more trained checkpoints; the package is the mean of their logits and --checkpoint's")
@@ -449,7 +451,7 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
     out = Path(args.out)
     prep, data = Path(args.prep), Path(args.data)
-    spec = json.loads((HERE / "input.json").read_text())
+    spec = json.loads(Path(args.spec).read_text())
     assert spec["channels"] == 1 and spec["color"] == "GRAY" and spec["layout"] == "NCHW" and spec["resize"]["mode"] == "stretch"
 
     t0 = time.time()
@@ -501,6 +503,10 @@ def main() -> None:
             kept_epoch = [r["keptEpoch"] for r in runs]
             train_seconds = sum(r["trainSeconds"] for r in runs)
     else:
+        if args.init:
+            # The net is fully convolutional: weights learnt at one input size load at another and are fine-tuned there.
+            model.load_state_dict(torch.load(args.init))
+            print(f"starting from {args.init}", flush=True)
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=args.steps, pct_start=0.05)
         gen = torch.Generator().manual_seed(args.seed)

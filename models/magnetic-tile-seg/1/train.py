@@ -451,6 +451,8 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
     out = Path(args.out)
     prep, data = Path(args.prep), Path(args.data)
+    if args.init and args.reuse:
+        raise SystemExit("--init starts a training; --reuse skips it: give one of them")
     spec = json.loads(Path(args.spec).read_text())
     assert spec["channels"] == 1 and spec["color"] == "GRAY" and spec["layout"] == "NCHW" and spec["resize"]["mode"] == "stretch"
 
@@ -649,6 +651,9 @@ def main() -> None:
         },
     }
     (out / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    # The package's input.json is what prepare-dataset reads to make its PNGs: it must be the spec this run used.
+    if Path(args.spec).resolve() != (out / "input.json").resolve():
+        (out / "input.json").write_text(json.dumps(spec, indent=2) + "\n")
     print(f"done in {time.time() - t0:.0f}s", flush=True)
 
 

@@ -23,7 +23,7 @@ const Config = z
       .object({ overlap: z.number().int().min(0).max(4096).default(32) })
       .strict()
       .optional()
-      .describe('cut the image into model-size tiles at full resolution (small defects on large images)'),
+      .describe("cut the image into model-size tiles at full resolution (small defects on large images); a package whose model.json sets input.tiling is tiled with that overlap unless this sets another"),
     warmup: z.boolean().default(true).describe('run once at start so the first part is not slow'),
     thread: z
       .enum(['worker', 'main'])
@@ -156,6 +156,13 @@ function stack(parts: readonly Record<string, Tensor>[]): Record<string, Tensor>
   return out;
 }
 
+/** A station's overlap must leave a step between tiles of the model's input size (else no tiles can be laid out). */
+function overlapProblem(config: Config, spec: InputSpec, step: string): LinegateError | undefined {
+  const overlap = config.tiling?.overlap;
+  if (overlap === undefined || overlap < Math.min(spec.width, spec.height)) return undefined;
+  return new LinegateError('LG_ERR_STATION_STEP_CONFIG', [step, 'core/onnx-model@1', 'tiling.overlap', `${overlap} px leaves no step between the model's ${spec.width}x${spec.height} tiles`], { step });
+}
+
 const noCalibratedRoi = (step: string, stationId: string): LinegateError =>
   new LinegateError('LG_ERR_STATION_STEP_CONFIG', [step, 'core/onnx-model@1', 'roi', `"calibration" but calibration/${stationId}.json gives no roi`], { step });
 
@@ -172,6 +179,10 @@ export const onnxModel = definePlugin({
     async verify(config, ctx) {
       const problems = await packageProblems(ctx.resolveAsset(config.model), config.model, ctx.step);
       if (config.roi === 'calibration' && ctx.calibration?.roi === undefined) problems.push(noCalibratedRoi(ctx.step, ctx.stationId));
+      if (problems.length === 0) {
+        const bad = overlapProblem(config, (await loadModelPackage(ctx.resolveAsset(config.model))).manifest.input, ctx.step);
+        if (bad !== undefined) problems.push(bad);
+      }
       return problems;
     },
     describeModel: (config, ctx) => describePackage(ctx.resolveAsset(config.model)),
@@ -186,7 +197,10 @@ export const onnxModel = definePlugin({
       if (problems.output.length > 0) throw new LinegateError('LG_ERR_MODEL_OUTPUT', [config.model, problems.output.join('; ')], { step: ctx.step });
       const roi = config.roi === 'calibration' ? ctx.calibration?.roi : config.roi;
       if (config.roi === 'calibration' && roi === undefined) throw noCalibratedRoi(ctx.step, ctx.stationId);
-      const stage = new OnnxModelStage(pkg, session, roi, config.tiling?.overlap);
+      const bad = overlapProblem(config, pkg.manifest.input, ctx.step);
+      if (bad !== undefined) throw bad;
+      // A package trained on tiles is tiled whatever the station says: whole, the image would be shrunk to one tile.
+      const stage = new OnnxModelStage(pkg, session, roi, config.tiling?.overlap ?? pkg.manifest.input.tiling?.overlap);
       if (config.warmup) await stage.warmup(ctx.signal);
       const m = pkg.manifest;
       ctx.log.info({ model: m.name, version: m.version, task: m.task, input: `${m.input.width}x${m.input.height}x${m.input.channels}`, batch: dynamicBatch(m, session.graph) ? 'dynamic' : 'fixed' }, 'model ready');

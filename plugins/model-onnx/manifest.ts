@@ -46,9 +46,17 @@ export const InputSpec = z
       .strict()
       .optional()
       .describe('smallest source region (image or ROI) the model can judge; absent: an eighth of width and height, rounded up'),
+    tiling: z
+      .object({ overlap: z.number().int().min(0).max(4096) })
+      .strict()
+      .optional()
+      .describe("trained on input-size tiles of the source at its own scale: the model step tiles every image with this overlap (as its `tiling` config), unless the station's config sets another overlap"),
   })
   .strict()
   .superRefine((s, ctx) => {
+    if (s.tiling !== undefined && s.tiling.overlap >= Math.min(s.width, s.height)) {
+      ctx.addIssue({ code: 'custom', path: ['tiling', 'overlap'], message: `an overlap of ${s.tiling.overlap} px leaves no step between ${s.width}x${s.height} tiles` });
+    }
     if ((s.color === 'GRAY') !== (s.channels === 1)) ctx.addIssue({ code: 'custom', path: ['color'], message: `color ${s.color} does not fit ${s.channels} channel(s)` });
     for (const key of ['mean', 'std'] as const) {
       if (s[key].length !== 1 && s[key].length !== s.channels) ctx.addIssue({ code: 'custom', path: [key], message: `give 1 or ${s.channels} values` });

@@ -140,6 +140,32 @@ describe('core/onnx-model@1 at work', () => {
       await stage.close?.();
     }
   });
+
+  it("tiles with model.json's input.tiling when the station says nothing (a model trained on tiles), and with the station's overlap when it does", async () => {
+    const root = rootWithPackage((m) => Object.assign(m.input as object, { tiling: { overlap: 20 } }));
+    const big = { kind: 'raw' as const, data: new Uint8Array(700 * 400).fill(128), width: 700, height: 400, channels: 1 as const, colorOrder: 'GRAY' as const };
+    const origins = async (config: Record<string, unknown>): Promise<number[][]> => {
+      const stage = await onnxModel.init(onnxModel.manifest.config.parse({ model: 'models/casting-cls/1', warmup: false, ...config }), contextFor(new AbortController().signal, root));
+      try {
+        const out = await stage.run({ frame: (await decodedPart()).frame, image: big }, contextFor(new AbortController().signal));
+        return out.modelOutput!.transforms.map((t) => [t.region.x, t.region.y]);
+      } finally {
+        await stage.close?.();
+      }
+    };
+    expect(await origins({})).toEqual([[0, 0], [200, 0], [400, 0], [0, 100], [200, 100], [400, 100]]);
+    expect(await origins({ tiling: { overlap: 150 } })).toEqual([[0, 0], [133, 0], [267, 0], [400, 0], [0, 100], [133, 100], [267, 100], [400, 100]]);
+  });
+
+  it('refuses before the first part an overlap that leaves no step between tiles, in check and at start (it once failed every part)', async () => {
+    const root = rootWithPackage(() => undefined);
+    const config = onnxModel.manifest.config.parse({ model: 'models/casting-cls/1', tiling: { overlap: 300 } });
+    const want = { code: 'LG_ERR_STATION_STEP_CONFIG', message: expect.stringContaining("300 px leaves no step between the model's 300x300 tiles") };
+    await expect(onnxModel.init(config, contextFor(new AbortController().signal, root))).rejects.toMatchObject(want);
+    expect(await onnxModel.manifest.verify!(config, contextFor(new AbortController().signal, root))).toEqual([expect.objectContaining(want)]);
+    const inManifest = rootWithPackage((m) => Object.assign(m.input as object, { tiling: { overlap: 300 } }));
+    await expect(init(inManifest)).rejects.toMatchObject({ code: 'LG_ERR_MODEL_MANIFEST', message: expect.stringContaining('input.tiling.overlap') });
+  });
 });
 
 

@@ -61,6 +61,7 @@ const LegacyParity = z
     tolerance: z.number().nonnegative(),
     input: z.string().optional(),
     output: z.string().optional(),
+    note: z.string().optional().describe('for the reader: what the recorded values are'),
     cases: z.array(z.object({ file: z.string().min(1) }).catchall(z.unknown())).min(1),
   })
   .strict();

@@ -12,7 +12,8 @@
  * --tiles  cut each image into model-size tiles as core/onnx-model@1 does with
  *          `tiling: { overlap: OVERLAP }`: `<stem>.t<i>.png` (and `.t<i>.mask.png`)
  *          per tile, and `<stem>.tiles.json` with each tile's source rectangle and
- *          its transform back to source pixels
+ *          its transform back to source pixels; without it, the spec's own
+ *          `tiling` (a tiled package's input.json) decides
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -41,7 +42,8 @@ export async function prepareDataset(o: PrepareOptions): Promise<{ images: numbe
   const { spec } = o;
   const src = path.resolve(o.src);
   const out = path.resolve(o.out);
-  const overlap = o.tilesOverlap;
+  // A package trained on tiles names its overlap (input.tiling), as the model step reads it.
+  const overlap = o.tilesOverlap ?? spec.tiling?.overlap;
   if (overlap !== undefined && !(Number.isInteger(overlap) && overlap >= 0 && overlap < Math.min(spec.width, spec.height))) {
     throw new RangeError(`the tile overlap must be whole pixels, 0 to ${Math.min(spec.width, spec.height) - 1}`);
   }

@@ -88,5 +88,9 @@ describe('models/tools/prepare-dataset.ts', () => {
       ]);
     }
     expect(seen).toBeGreaterThan(0);
+    // A tiled package's input.json names its overlap: the same tiles without --tiles.
+    const again = scratch('lg-prep-out-');
+    await prepareDataset({ spec: InputSpec.parse({ ...s, tiling: { overlap: 16 } }), src, out: again, masks: true });
+    expect(readFileSync(path.join(again, 'cls/a.tiles.json'), 'utf8')).toBe(readFileSync(path.join(out, 'cls/a.tiles.json'), 'utf8'));
   });
 });

@@ -25,7 +25,6 @@ as plugins/lib/map-regions.ts does (NMS at IoU 0.3, higher score kept). The imag
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import math
@@ -226,16 +225,8 @@ def train(args: argparse.Namespace, spec: dict, tr: dict, val: dict) -> None:
         pv = logits_of([model], val["u8"], spec)
         val_auc = T.auroc(max_pixel_scores(pv, val), yval)
         val_loss = float(T.seg_loss(torch.logit(torch.from_numpy(pv).clamp(1e-6, 1 - 1e-6))[:, None], torch.from_numpy(val["masks"]).float()[:, None]))
-        row = {"epoch": epoch, "trainLoss": loss_sum / args.steps, "valLoss": val_loss, "valAUROCMaxPixel": val_auc,
-               "lr": sched.get_last_lr()[0], "seconds": round(time.time() - te, 1)}
-        history.append(row)
-        print(json.dumps(row), flush=True)
-        key = (round(val_auc, 4), -val_loss)
-        if best is None or key > best[0]:
-            best = (key, epoch, copy.deepcopy(model.state_dict()))
-            torch.save(best[2], args.checkpoint)
-        Path(f"{args.checkpoint}.json").write_text(json.dumps({"history": history, "keptEpoch": best[1], "trainSeconds": round(time.time() - t0, 1),
-                                                                "seed": args.seed, "command": " ".join(sys.argv)}, indent=1))
+        best = T.end_epoch(history, best, model, args, sched, epoch=epoch, train_loss=loss_sum / args.steps, val_loss=val_loss, val_auc=val_auc,
+                           epoch_started=te, training_started=t0)
     print(f"training {time.time() - t0:.0f}s; keeping epoch {best[1]} (val {best[0]})", flush=True)
 
 

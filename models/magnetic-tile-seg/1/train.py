@@ -236,6 +236,25 @@ def seg_loss(logits: torch.Tensor, y: torch.Tensor, image_weight: float = 0.0) -
     return bce + dice.mean() + image_weight * image
 
 
+def end_epoch(history: list[dict], best: tuple | None, model: nn.Module, args: argparse.Namespace, sched, *, epoch: int, train_loss: float,
+              val_loss: float, val_auc: float, epoch_started: float, training_started: float) -> tuple:
+    """Records the epoch (printed, and in <checkpoint>.json) and keeps the best weights so far. The epoch is chosen on
+    val: best image AUROC (what the line needs), then the lowest loss (the masks)."""
+    row = {"epoch": epoch, "trainLoss": train_loss, "valLoss": val_loss, "valAUROCMaxPixel": val_auc,
+           "lr": sched.get_last_lr()[0], "seconds": round(time.time() - epoch_started, 1)}
+    history.append(row)
+    print(json.dumps(row), flush=True)
+    key = (round(val_auc, 4), -val_loss)
+    if best is None or key > best[0]:
+        best = (key, epoch, copy.deepcopy(model.state_dict()))
+        if args.checkpoint:
+            torch.save(best[2], args.checkpoint)
+    if args.checkpoint:
+        Path(f"{args.checkpoint}.json").write_text(json.dumps({"history": history, "keptEpoch": best[1], "trainSeconds": round(time.time() - training_started, 1),
+                                                                "seed": args.seed, "command": " ".join(sys.argv)}, indent=1))
+    return best
+
+
 @torch.no_grad()
 def predict(model: nn.Module, u8: np.ndarray, spec: dict, batch: int = 32) -> np.ndarray:
     """Sigmoid probability maps (N, H, W), float32."""
@@ -534,18 +553,8 @@ def main() -> None:
             pv = predict(model, xval, spec)
             val_loss = float(seg_loss(torch.logit(torch.from_numpy(pv).clamp(1e-6, 1 - 1e-6))[:, None], torch.from_numpy(mval).float()[:, None], args.image_weight))
             val_auc = auroc(pv.reshape(len(pv), -1).max(1), yval)
-            row = {"epoch": epoch, "trainLoss": loss_sum / args.steps, "valLoss": val_loss, "valAUROCMaxPixel": val_auc,
-                   "lr": sched.get_last_lr()[0], "seconds": round(time.time() - te, 1)}
-            history.append(row)
-            print(json.dumps(row), flush=True)
-            # The epoch is chosen on val: best image AUROC (what the line needs), then the lowest loss (the masks).
-            key = (round(val_auc, 4), -val_loss)
-            if best is None or key > best[0]:
-                best = (key, epoch, copy.deepcopy(model.state_dict()))
-                if args.checkpoint:
-                    torch.save(best[2], args.checkpoint)
-            if args.checkpoint:
-                Path(f"{args.checkpoint}.json").write_text(json.dumps({"history": history, "keptEpoch": best[1], "trainSeconds": round(time.time() - t_train, 1), "seed": args.seed, "command": " ".join(sys.argv)}, indent=1))
+            best = end_epoch(history, best, model, args, sched, epoch=epoch, train_loss=loss_sum / args.steps, val_loss=val_loss, val_auc=val_auc,
+                             epoch_started=te, training_started=t_train)
         train_seconds = time.time() - t_train
         model.load_state_dict(best[2])
         kept_epoch = best[1]

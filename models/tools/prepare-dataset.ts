@@ -71,39 +71,42 @@ export async function prepareDataset(o: PrepareOptions): Promise<{ images: numbe
   const decode = await imageDecode.init(imageDecode.manifest.config.parse({ color: spec.channels === 1 ? 'GRAY' : 'RGB' }), ctx);
   let images = 0;
   let masks = 0;
-  for await (const file of walk(src)) {
-    const ext = path.extname(file).toLowerCase();
-    const stem = path.relative(src, file).slice(0, -ext.length);
-    const isMask = o.masks === true && ext === '.png';
-    if (!isMask && !IMAGE_EXTENSIONS.includes(ext)) continue;
-    const data = await readFile(file);
-    const base = path.join(out, stem);
-    await mkdir(path.dirname(base), { recursive: true });
-    if (isMask) {
-      const { data: px, info } = await sharp(data).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
-      const mask: RawImage = { kind: 'raw', data: px, width: info.width, height: info.height, channels: 1, colorOrder: 'GRAY' };
-      const rects = regionsOf(mask);
-      for (let i = 0; i < rects.length; i++) {
-        const resized = await toInputPixels(mask, maskSpec, rects[i]);
-        await writeFile(targetOf(base, i, '.mask'), await png(Buffer.from(resized.data.map((v) => (v >= 128 ? 255 : 0))), 1));
+  try {
+    for await (const file of walk(src)) {
+      const ext = path.extname(file).toLowerCase();
+      const stem = path.relative(src, file).slice(0, -ext.length);
+      const isMask = o.masks === true && ext === '.png';
+      if (!isMask && !IMAGE_EXTENSIONS.includes(ext)) continue;
+      const data = await readFile(file);
+      const base = path.join(out, stem);
+      await mkdir(path.dirname(base), { recursive: true });
+      if (isMask) {
+        const { data: px, info } = await sharp(data).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+        const mask: RawImage = { kind: 'raw', data: px, width: info.width, height: info.height, channels: 1, colorOrder: 'GRAY' };
+        const rects = regionsOf(mask);
+        for (let i = 0; i < rects.length; i++) {
+          const resized = await toInputPixels(mask, maskSpec, rects[i]);
+          await writeFile(targetOf(base, i, '.mask'), await png(Buffer.from(resized.data.map((v) => (v >= 128 ? 255 : 0))), 1));
+        }
+        masks++;
+        continue;
       }
-      masks++;
-      continue;
+      const frame = { ref: file, partId: stem, sequence: images, capturedAt: new Date(), image: { kind: 'encoded' as const, data } };
+      const { image } = await decode.run({ frame }, ctx);
+      if (image === undefined) throw new Error(`${file}: not decoded`);
+      const rects = regionsOf(image);
+      const tiles = [];
+      for (let i = 0; i < rects.length; i++) {
+        const pixels = await toInputPixels(image, spec, rects[i]);
+        await writeFile(targetOf(base, i, ''), await png(pixels.data, spec.channels));
+        tiles.push({ file: path.basename(targetOf(base, i, '')), rect: rects[i], transform: pixels.transform });
+      }
+      if (overlap !== undefined) await writeFile(`${base}.tiles.json`, `${JSON.stringify({ source: { width: image.width, height: image.height }, overlap, tiles }, null, 1)}\n`);
+      images++;
     }
-    const frame = { ref: file, partId: stem, sequence: images, capturedAt: new Date(), image: { kind: 'encoded' as const, data } };
-    const { image } = await decode.run({ frame }, ctx);
-    if (image === undefined) throw new Error(`${file}: not decoded`);
-    const rects = regionsOf(image);
-    const tiles = [];
-    for (let i = 0; i < rects.length; i++) {
-      const pixels = await toInputPixels(image, spec, rects[i]);
-      await writeFile(targetOf(base, i, ''), await png(pixels.data, spec.channels));
-      tiles.push({ file: path.basename(targetOf(base, i, '')), rect: rects[i], transform: pixels.transform });
-    }
-    if (overlap !== undefined) await writeFile(`${base}.tiles.json`, `${JSON.stringify({ source: { width: image.width, height: image.height }, overlap, tiles }, null, 1)}\n`);
-    images++;
+  } finally {
+    await decode.close?.();
   }
-  await decode.close?.();
   return { images, masks, out };
 }
 

@@ -1,7 +1,8 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { linegate } from '../helpers/cli.js';
+import { packagesWith } from '../helpers/packages.js';
 import { scratch } from '../helpers/scratch.js';
 import { ROOT } from '../helpers/station.js';
 import { LABELS, referenceProbs, textureClassifier } from '../helpers/texture-model.js';
@@ -71,11 +72,7 @@ describe('linegate models parity on shipped packages', () => {
 
   // Every shipped package against the parity.json its training script wrote, as the README promises ("read as it is"):
   // magnetic-tile-seg/1's was refused for the note it carries until a test read every package.
-  const shipped = readdirSync(path.join(ROOT, 'models'), { withFileTypes: true })
-    .filter((e) => e.isDirectory())
-    .flatMap((e) => readdirSync(path.join(ROOT, 'models', e.name)).map((v) => `models/${e.name}/${v}`))
-    .filter((p) => existsSync(path.join(ROOT, p, 'parity.json')));
-  it.each(shipped)('passes %s against its own parity.json', async (pkg) => {
+  it.each(packagesWith('parity.json'))('passes %s against its own parity.json', async (pkg) => {
     const { code, report, stderr } = await parity(path.join(ROOT, pkg), path.join(ROOT, pkg, 'parity.json'));
     expect(code, stderr).toBe(0);
     expect(report).toMatchObject({ passed: true, format: 'cases' });

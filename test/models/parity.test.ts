@@ -1,9 +1,10 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { imageDecode } from '../../plugins/preprocess-image-decode/index.js';
 import { onnxModel } from '../../plugins/model-onnx/index.js';
 import { loadModelPackage } from '../../plugins/model-onnx/manifest.js';
+import { packagesWith } from '../helpers/packages.js';
 import { contextFor, frameOf } from '../helpers/samples.js';
 import { ROOT } from '../helpers/station.js';
 
@@ -15,10 +16,7 @@ import { ROOT } from '../helpers/station.js';
  * Other keys of a case (its label, a derived score) describe it and are not compared;
  * every case must compare at least one output.
  */
-const packages = readdirSync(path.join(ROOT, 'models'), { withFileTypes: true })
-  .filter((e) => e.isDirectory())
-  .flatMap((e) => readdirSync(path.join(ROOT, 'models', e.name)).map((v) => `models/${e.name}/${v}`))
-  .filter((p) => existsSync(path.join(ROOT, p, 'parity.json')));
+const packages = packagesWith('parity.json');
 
 interface Parity {
   tolerance: number;

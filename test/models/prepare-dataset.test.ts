@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { prepareDataset } from '../../models/tools/prepare-dataset.js';
 import { InputSpec } from '../../plugins/model-onnx/manifest.js';
 import { tileRects } from '../../plugins/model-onnx/preprocess.js';
+import { toSourceX, toSourceY, type InputTransform, type SourceRect } from '../../runtime/contract.js';
 import { scratch } from '../helpers/scratch.js';
 
 /* models/tools/prepare-dataset.ts writes what a model sees at the station; a mask must land on its defect's pixels. */
@@ -64,7 +65,7 @@ describe('models/tools/prepare-dataset.ts', () => {
     expect(await prepareDataset({ spec: s, src, out, masks: true, tilesOverlap: 16 })).toEqual({ images: 1, masks: 1, out });
     const index = JSON.parse(readFileSync(path.join(out, 'cls/a.tiles.json'), 'utf8')) as {
       source: { width: number; height: number };
-      tiles: { file: string; rect: { x: number; y: number; width: number; height: number }; transform: { originX: number; originY: number; scaleX: number; scaleY: number; padX: number; padY: number } }[];
+      tiles: { file: string; rect: SourceRect; transform: InputTransform }[];
     };
     expect(index.source).toEqual({ width: W, height: H });
     expect(index.tiles.map((t) => t.rect)).toEqual(tileRects({ x: 0, y: 0, width: W, height: H }, 128, 128, 16));
@@ -78,9 +79,8 @@ describe('models/tools/prepare-dataset.ts', () => {
       if (mask === undefined) continue;
       seen++;
       // At full scale (the tiles are smaller than the image) the tile pixels are source pixels less the tile's origin.
-      const toX = (x: number): number => t.transform.originX + (x - t.transform.padX) / t.transform.scaleX;
-      const toY = (y: number): number => t.transform.originY + (y - t.transform.padY) / t.transform.scaleY;
-      expect([toX(mask.x0), toY(mask.y0), toX(mask.x1 + 1), toY(mask.y1 + 1)]).toEqual([
+      const tr = t.transform;
+      expect([toSourceX(tr, mask.x0), toSourceY(tr, mask.y0), toSourceX(tr, mask.x1 + 1), toSourceY(tr, mask.y1 + 1)]).toEqual([
         Math.max(DEFECT.x, t.rect.x),
         Math.max(DEFECT.y, t.rect.y),
         Math.min(DEFECT.x + DEFECT.width, t.rect.x + t.rect.width),
